@@ -9,6 +9,8 @@ so a runner can tell "our error, report it" from "a bug, crash loudly".
 - :class:`RuleSetError` — several :class:`RuleError` found in one check.
 - :class:`GuardStoreError` — the shared guard state (caps, budgets, dedup) could
   not be reached; offers fail closed on it.
+- :class:`ServiceError` — a local server (Mosquitto, Redis) that Floorwalker
+  starts itself is missing or would not start; says how to fix it.
 
 Bad device input is *not* an exception: decoders return a ``Rejection`` value,
 because a malformed message is an expected event on a shop floor, not an error
@@ -69,3 +71,7 @@ class RuleSetError(FloorwalkerError):
 
 class GuardStoreError(FloorwalkerError):
     """The guard store (caps, budgets, cooldowns, dedup) is unreachable or failed."""
+
+
+class ServiceError(FloorwalkerError):
+    """A server Floorwalker starts itself (Mosquitto, Redis) is missing or failed to start."""

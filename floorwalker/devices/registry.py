@@ -9,14 +9,16 @@ distances for "nearest staff").
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from floorwalker.devices.topics import is_valid_id
 from floorwalker.errors import ConfigError
 
 UNREACHABLE = 1_000_000
@@ -90,105 +92,229 @@ class Registry:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<registry>") -> Registry:
+        """Build from already-parsed data (no line numbers in errors)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                "a registry is a mapping with store, timezone, zones, ...", file=source
+            )
         return _build(data, source)
 
 
 def load_registry(path: str | Path) -> Registry:
-    """Load and validate a registry YAML file; raise :class:`ConfigError` on any problem."""
+    """Load and validate a registry YAML file; raise :class:`ConfigError` on any problem.
+
+    Errors carry the file and, where the problem was written, its line.
+    """
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read registry: {exc}", file=str(p)) from exc
+    node, data = _parse(text, str(p))
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            "a registry is a YAML mapping with store, timezone, zones, ...", file=str(p), line=1
+        )
+    return _build(data, str(p), lambda where: _line_of(node, where))
+
+
+def _parse(text: str, source: str) -> tuple[Node | None, Any]:
+    """Parse once, keeping the node tree (for line numbers) and the plain data."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicate_keys(node, source)
+        return node, loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {exc}", file=str(p), line=line) from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError("a registry is a YAML mapping with store, timezone, zones, ...", file=str(p))
-    return _build(data, str(p))
+        raise ConfigError(f"not valid YAML: {exc}", file=source, line=line) from exc
+    finally:
+        loader.dispose()
 
 
-def _build(data: Mapping[str, Any], source: str) -> Registry:
-    def need(key: str, kind: type) -> Any:
-        if key not in data:
-            raise ConfigError(f"missing required key `{key}`", file=source)
-        value = data[key]
-        if not isinstance(value, kind):
-            raise ConfigError(f"`{key}` must be a {kind.__name__}", file=source)
-        return value
+def _refuse_duplicate_keys(node: Node, source: str) -> None:
+    # PyYAML keeps the last of two equal keys silently; for a registry that would
+    # mean a beacon quietly moving to another zone, so it is an error here.
+    todo = [node]
+    while todo:
+        here = todo.pop()
+        if isinstance(here, MappingNode):
+            seen: set[str] = set()
+            for key, value in here.value:
+                if isinstance(key, ScalarNode):
+                    if key.value in seen:
+                        raise ConfigError(
+                            f"duplicate key `{key.value}`",
+                            file=source,
+                            line=key.start_mark.line + 1,
+                        )
+                    seen.add(key.value)
+                todo.append(value)
+        elif isinstance(here, SequenceNode):
+            todo.extend(here.value)
 
-    store = str(need("store", str))
-    timezone = str(data.get("timezone", "UTC"))
-    zones = _zones(need("zones", Mapping), source)
-    beacons = _placed(data.get("beacons") or {}, "beacons", zones, source)
-    bells = _placed(data.get("bells") or {}, "bells", zones, source)
-    staff = _staff(data.get("staff") or {}, source)
+
+def _line_of(node: Node | None, where: _Path) -> int | None:
+    """1-based line of the deepest node along ``where`` that the file has."""
+    line = None
+    for step in where:
+        if isinstance(node, MappingNode):
+            entry = next(((k, v) for k, v in node.value if _key_text(k) == str(step)), None)
+            if entry is None:
+                break
+            line, node = entry[0].start_mark.line + 1, entry[1]
+        elif isinstance(node, SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _key_text(node: Node) -> str | None:
+    return node.value if isinstance(node, ScalarNode) else None
+
+
+_Path = tuple[str | int, ...]
+_Lines = Callable[[_Path], "int | None"]
+
+
+def _no_lines(where: _Path) -> int | None:
+    return None
+
+
+class _Builder:
+    """Reads a registry mapping; every error names the file and, when known, the line."""
+
+    def __init__(self, source: str, lines: _Lines) -> None:
+        self.source = source
+        self.lines = lines
+
+    def fail(self, message: str, *where: str | int) -> NoReturn:
+        raise ConfigError(message, file=self.source, line=self.lines(where))
+
+    def mapping(self, raw: Any, message: str, *where: str | int) -> Mapping[Any, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.fail(message, *where)
+        return raw
+
+    def words(self, raw: Any, *where: str | int) -> list[str]:
+        """A list of plain values (tags, adjacent zones, sections) as strings."""
+        if raw is None:
+            return []
+        if not isinstance(raw, list) or any(isinstance(x, (list, Mapping)) for x in raw):
+            name = where[-1]
+            self.fail(f"`{name}` must be a list of names, e.g. {name}: [a, b]", *where)
+        return [str(x) for x in raw]
+
+    def device_id(self, raw: Any, what: str, *where: str | int) -> str:
+        # Device ids become MQTT topic levels (fw/{store}/device/{id}/status).
+        dev = str(raw)
+        if not is_valid_id(dev):
+            self.fail(
+                f"{what} id {dev!r} cannot be used in an MQTT topic (no '/', '+', '#')", *where
+            )
+        return dev
+
+
+def _build(data: Mapping[str, Any], source: str, lines: _Lines = _no_lines) -> Registry:
+    b = _Builder(source, lines)
+    if "store" not in data:
+        b.fail("missing required key `store` (the store id used in MQTT topics)")
+    if not isinstance(data["store"], str) or not is_valid_id(data["store"]):
+        b.fail("`store` must be a store id string without '/', '+' or '#'", "store")
+    if "zones" not in data:
+        b.fail("missing required key `zones`")
+    timezone = str(data.get("timezone") or "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        b.fail(f"unknown timezone {timezone!r} (use an IANA name like Asia/Shanghai)", "timezone")
+    zones = _zones(b, data["zones"])
     return Registry(
-        store=store,
+        store=data["store"],
         timezone=timezone,
         zones=zones,
-        beacons=beacons,
-        bells=bells,
-        gateways=frozenset(_ids(data.get("gateways") or [], "gateways", source)),
-        terminals=frozenset(_ids(data.get("terminals") or [], "terminals", source)),
-        staff=staff,
+        beacons=_placed(b, data.get("beacons"), "beacons", zones),
+        bells=_placed(b, data.get("bells"), "bells", zones),
+        gateways=frozenset(_ids(b, data.get("gateways"), "gateways")),
+        terminals=frozenset(_ids(b, data.get("terminals"), "terminals")),
+        staff=_staff(b, data.get("staff")),
     )
 
 
-def _zones(raw: Mapping[str, Any], source: str) -> dict[str, Zone]:
+def _zones(b: _Builder, raw: Any) -> dict[str, Zone]:
+    if not isinstance(raw, Mapping):
+        b.fail("`zones` must map each zone id to {tags, section, adjacent}", "zones")
     zones: dict[str, Zone] = {}
     for zid, spec in raw.items():
-        spec = spec or {}
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"zone `{zid}` must be a mapping", file=source)
+        at = ("zones", zid)
+        spec_map = b.mapping(spec, f"zone `{zid}` must be a mapping like {{tags: [...]}}", *at)
+        section = spec_map.get("section")
         zones[str(zid)] = Zone(
             id=str(zid),
-            tags=frozenset(str(t) for t in spec.get("tags") or ()),
-            section=str(spec["section"]) if spec.get("section") is not None else None,
-            adjacent=tuple(str(a) for a in spec.get("adjacent") or ()),
+            tags=frozenset(b.words(spec_map.get("tags"), *at, "tags")),
+            section=str(section) if section is not None else None,
+            adjacent=tuple(b.words(spec_map.get("adjacent"), *at, "adjacent")),
         )
     for zone in zones.values():
         for other in zone.adjacent:
             if other not in zones:
-                raise ConfigError(f"zone `{zone.id}` is adjacent to unknown zone `{other}`", file=source)
+                b.fail(
+                    f"zone `{zone.id}` is adjacent to unknown zone `{other}`",
+                    "zones",
+                    zone.id,
+                    "adjacent",
+                )
     return zones
 
 
-def _placed(raw: Any, what: str, zones: Mapping[str, Zone], source: str) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"`{what}` must map device ids to {{zone: ...}}", file=source)
+def _placed(b: _Builder, raw: Any, what: str, zones: Mapping[str, Zone]) -> dict[str, str]:
+    devices = b.mapping(raw, f"`{what}` must map device ids to {{zone: ...}}", what)
     placed: dict[str, str] = {}
-    for dev, spec in raw.items():
+    for dev, spec in devices.items():
+        dev_id = b.device_id(dev, what.rstrip("s"), what, dev)
         zone = spec.get("zone") if isinstance(spec, Mapping) else None
-        if zone not in zones:
-            raise ConfigError(f"{what} `{dev}`: zone {zone!r} is not a zone of this store", file=source)
-        placed[str(dev)] = str(zone)
+        if not isinstance(zone, str) or zone not in zones:
+            known = ", ".join(sorted(zones))
+            b.fail(
+                f"{what.rstrip('s')} `{dev_id}`: zone {zone!r} is not a zone of this store"
+                f" (zones: {known})",
+                what,
+                dev,
+            )
+        placed[dev_id] = zone
     return placed
 
 
-def _staff(raw: Any, source: str) -> dict[str, StaffMember]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("`staff` must map band ids to {name, role, sections}", file=source)
+def _staff(b: _Builder, raw: Any) -> dict[str, StaffMember]:
+    bands = b.mapping(raw, "`staff` must map band ids to {name, role, sections}", "staff")
     staff: dict[str, StaffMember] = {}
-    for band, spec in raw.items():
-        if not isinstance(spec, Mapping) or "role" not in spec:
-            raise ConfigError(f"staff `{band}` needs at least a `role`", file=source)
-        staff[str(band)] = StaffMember(
-            band=str(band),
-            name=str(spec.get("name", band)),
+    for band, spec in bands.items():
+        band_id = b.device_id(band, "band", "staff", band)
+        if not isinstance(spec, Mapping) or spec.get("role") is None:
+            b.fail(f"staff `{band_id}` needs at least a `role`", "staff", band)
+        staff[band_id] = StaffMember(
+            band=band_id,
+            name=str(spec.get("name", band_id)),
             role=str(spec["role"]),
-            sections=frozenset(str(s) for s in spec.get("sections") or ()),
+            sections=frozenset(b.words(spec.get("sections"), "staff", band, "sections")),
         )
     return staff
 
 
-def _ids(raw: Any, what: str, source: str) -> list[str]:
+def _ids(b: _Builder, raw: Any, what: str) -> list[str]:
+    if raw is None:
+        return []
     if isinstance(raw, Mapping):
-        return [str(k) for k in raw]
+        raw = list(raw)
     if not isinstance(raw, list):
-        raise ConfigError(f"`{what}` must be a list of ids", file=source)
-    return [str(x) for x in raw]
+        b.fail(f"`{what}` must be a list of ids, e.g. {what}: [a, b]", what)
+    return [b.device_id(x, what.rstrip("s"), what, i) for i, x in enumerate(raw)]
 
 
 def _hop_distances(zones: Mapping[str, Zone]) -> dict[tuple[str, str], int]:

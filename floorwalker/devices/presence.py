@@ -1,0 +1,205 @@
+"""Debounced zone presence from noisy beacon sightings, and store visits.
+
+A phone (or staff band) near the boundary of two zones hears both zones'
+beacons, and RSSI noise of several dB makes the strongest beacon flip from one
+sighting to the next. Presence therefore moves only on accumulated evidence:
+
+* **Enter.** A subject with no zone enters zone Z once Z has collected
+  ``enter_score`` points, each sighting of Z worth 1 point (2 if at least
+  ``strong_rssi``), with no gap over ``candidate_gap_s`` between them. The
+  dwell is counted from the *first* sighting of that run, which is when the
+  shopper really arrived, not when we became sure.
+* **Switch.** A subject in zone A moves to B the same way, but every sighting of
+  A in between takes a point off B. An occasional weak sighting of a
+  neighbouring zone therefore never reaches the threshold, and the dwell in A
+  is neither ended nor restarted. A real move stops A's sightings, so B wins
+  after about ``enter_score`` sightings.
+* **Leave.** No sighting of the current zone for ``leave_after_s`` means the
+  subject left it (at its last sighting).
+* **Visit.** A visit starts with the first sighting after at least
+  ``visit_gap_s`` unseen (DESIGN.md: 30 minutes).
+
+Defaults assume phones report about once a second (typical BLE advertising
+plus gateway batching): three points is three seconds of consistent evidence
+(fast enough for a 5 s dwell rule, long enough that two noise flips in a row
+are rare at 6 dB sigma), a 10 s leave gap survives a few missed reports, and
+sightings weaker than -95 dBm are at the noise floor and place nobody.
+
+The tracker is pure: it takes sighting values and times and returns changes;
+the engine owns timers and decides what the changes trigger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSettings:
+    enter_score: int = 3
+    strong_rssi: int = -60
+    min_rssi: int = -95
+    candidate_gap_s: float = 4.0
+    leave_after_s: float = 10.0
+    dwell_grace_s: float = 4.0
+    """A dwell only fires if the subject was seen in the zone this recently."""
+    visit_gap_s: float = 1800.0
+
+
+class Change(NamedTuple):
+    """A presence change: ``kind`` is ``visit``, ``enter`` or ``leave``."""
+
+    kind: str
+    subject: str
+    zone: str
+    at: float
+    """visit: first sighting; enter: dwell start; leave: last sighting in the zone."""
+
+
+class Presence:
+    """One subject's presence state (kept small: one per active shopper)."""
+
+    __slots__ = (
+        "cand",
+        "cand_first",
+        "cand_last",
+        "cand_score",
+        "last_beacon",
+        "last_seen",
+        "last_ts",
+        "seen",
+        "since",
+        "visit_start",
+        "zone",
+    )
+
+    def __init__(self, ts: float) -> None:
+        self.zone: str | None = None
+        self.since = ts
+        self.last_seen = ts
+        self.cand: str | None = None
+        self.cand_first = ts
+        self.cand_last = ts
+        self.cand_score = 0
+        self.seen = ts
+        self.visit_start = ts
+        self.last_beacon = ""
+        self.last_ts = -1.0
+
+
+NO_CHANGES: tuple[Change, ...] = ()
+
+
+class PresenceTracker:
+    """Presence of many subjects of one store."""
+
+    __slots__ = ("settings", "states")
+
+    def __init__(self, settings: PresenceSettings | None = None) -> None:
+        self.settings = settings or PresenceSettings()
+        self.states: dict[str, Presence] = {}
+
+    def observe(
+        self, subject: str, zone: str, ts: float, rssi: int, beacon: str
+    ) -> tuple[Change, ...]:
+        """Take one sighting; return the changes it causes (usually none)."""
+        cfg = self.settings
+        if rssi < cfg.min_rssi:
+            return NO_CHANGES
+        st = self.states.get(subject)
+        changes: list[Change] = []
+        if st is None or ts - st.seen >= cfg.visit_gap_s:
+            st = Presence(ts)
+            self.states[subject] = st
+            changes.append(Change("visit", subject, zone, ts))
+        elif ts < st.last_ts or (ts == st.last_ts and beacon == st.last_beacon):
+            # A repeat (QoS 1 redelivery, two gateways hearing one report) or a
+            # report older than one already used: presence is "as of the latest
+            # sighting", so stale evidence is dropped rather than rewinding it.
+            return NO_CHANGES
+        st.last_ts = ts
+        st.last_beacon = beacon
+        if ts > st.seen:
+            st.seen = ts
+        if zone == st.zone:
+            if ts > st.last_seen:
+                st.last_seen = ts
+            if st.cand is not None:
+                st.cand_score -= 1
+                if st.cand_score <= 0:
+                    st.cand = None
+            return tuple(changes)
+        self._candidate(st, subject, zone, ts, rssi, changes)
+        return tuple(changes)
+
+    def _candidate(
+        self, st: Presence, subject: str, zone: str, ts: float, rssi: int, out: list[Change]
+    ) -> None:
+        cfg = self.settings
+        if st.cand != zone or abs(ts - st.cand_last) > cfg.candidate_gap_s:
+            st.cand = zone
+            st.cand_first = ts
+            st.cand_last = ts
+            st.cand_score = 0
+        st.cand_score += 2 if rssi >= cfg.strong_rssi else 1
+        st.cand_first = min(st.cand_first, ts)
+        st.cand_last = max(st.cand_last, ts)
+        if st.cand_score < cfg.enter_score:
+            return
+        if st.zone is not None:
+            out.append(Change("leave", subject, st.zone, min(st.last_seen, st.cand_first)))
+        st.zone = zone
+        st.since = st.cand_first
+        st.last_seen = st.cand_last
+        st.cand = None
+        st.cand_score = 0
+        out.append(Change("enter", subject, zone, st.since))
+
+    def leave_due(self, subject: str) -> float | None:
+        """When the subject will count as gone from its zone if not seen again."""
+        st = self.states.get(subject)
+        if st is None or st.zone is None:
+            return None
+        return st.last_seen + self.settings.leave_after_s
+
+    def check_leave(self, subject: str, now: float) -> Change | None:
+        """At a leave timer: the leave change if the gap really elapsed."""
+        st = self.states.get(subject)
+        if st is None or st.zone is None:
+            return None
+        if now - st.last_seen < self.settings.leave_after_s:
+            return None
+        change = Change("leave", subject, st.zone, st.last_seen)
+        st.zone = None
+        st.cand = None
+        return change
+
+    def zone_of(self, subject: str) -> str | None:
+        st = self.states.get(subject)
+        return None if st is None else st.zone
+
+    def dwell_confirmed(self, subject: str, zone: str, since: float, due: float) -> bool:
+        """Is the subject still in ``zone`` on the dwell that began at ``since``, seen lately?"""
+        st = self.states.get(subject)
+        if st is None or st.zone != zone or st.since != since:
+            return False
+        return due - st.last_seen <= self.settings.dwell_grace_s
+
+    def dwell_alive(self, subject: str, zone: str, since: float) -> bool:
+        st = self.states.get(subject)
+        return st is not None and st.zone == zone and st.since == since
+
+    def expire(self, now: float) -> int:
+        """Forget subjects unseen for a whole visit gap (privacy: location state expires)."""
+        gap = self.settings.visit_gap_s
+        doomed = [s for s, st in self.states.items() if now - st.seen >= gap]
+        for s in doomed:
+            del self.states[s]
+        return len(doomed)
+
+    def forget(self, subject: str) -> bool:
+        return self.states.pop(subject, None) is not None
+
+    def __len__(self) -> int:
+        return len(self.states)

@@ -1,0 +1,122 @@
+"""What the core decides: actions to publish, and the record of every decision.
+
+Action ids are derived from what caused the action (rule, store, subject and the
+triggering event or moment), never from a counter or a clock, so the same input
+gives the same ids on every run and a retried publish keeps its id. Coupon codes
+are derived from the action id the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+def stable_id(prefix: str, *parts: str, length: int = 16) -> str:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).digest()
+    return prefix + base64.b32encode(digest).decode().lower()[:length]
+
+
+def coupon_code(action_id: str, prefix: str = "") -> str:
+    digest = hashlib.blake2b(("coupon\x1f" + action_id).encode(), digest_size=10).digest()
+    body = base64.b32encode(digest).decode()[:12]
+    return f"{prefix}{body[:4]}-{body[4:8]}-{body[8:12]}"
+
+
+class Offer(NamedTuple):
+    """A coupon for a shopper: ``fw/{store}/shopper/{shopper}/offer``."""
+
+    id: str
+    store: str
+    shopper: str
+    ts: float
+    rule: str
+    offer: str
+    code: str
+    message: str
+    expires: float
+
+    def topic(self, prefix: str = "fw") -> str:
+        return f"{prefix}/{self.store}/shopper/{self.shopper}/offer"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "rule": self.rule,
+            "offer": self.offer,
+            "code": self.code,
+            "message": self.message,
+            "expires": self.expires,
+        }
+
+
+class Alert(NamedTuple):
+    """A staff alert: ``fw/{store}/band/{band}/alert``."""
+
+    id: str
+    store: str
+    band: str
+    ts: float
+    rule: str
+    priority: str
+    zone: str
+    message: str
+    step: int
+    shopper: dict[str, str] | None
+
+    @property
+    def delivery_id(self) -> str:
+        """Unique per band and step; the alert ``id`` itself is shared by all of them."""
+        return f"{self.id}/{self.step}/{self.band}"
+
+    def topic(self, prefix: str = "fw") -> str:
+        return f"{prefix}/{self.store}/band/{self.band}/alert"
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "ts": self.ts,
+            "rule": self.rule,
+            "priority": self.priority,
+            "zone": self.zone,
+            "message": self.message,
+            "step": self.step,
+        }
+        if self.shopper is not None:
+            out["shopper"] = self.shopper
+        return out
+
+
+Action = Offer | Alert
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a candidate action was sent or suppressed: the engine's audit trail."""
+
+    ts: float
+    store: str
+    rule: str
+    kind: str
+    """``offer`` or ``alert``"""
+    subject: str
+    """shopper token, or the alert's source (bell, zone) when there is no shopper"""
+    sent: bool
+    reason: str
+    """``sent``, or the suppression reason (``cap``, ``holdout``, ``condition:tier`` ...)"""
+    action_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "store": self.store,
+            "rule": self.rule,
+            "kind": self.kind,
+            "subject": self.subject,
+            "outcome": "sent" if self.sent else "suppressed",
+            "reason": self.reason,
+            "action_id": self.action_id,
+        }

@@ -1,0 +1,508 @@
+"""The deterministic engine core.
+
+The core takes typed events (:mod:`floorwalker.devices.events`) and the time,
+and produces actions (:mod:`floorwalker.engine.actions`). It never reads the
+wall clock and does no I/O of its own: a runner calls
+
+* :meth:`Engine.advance_to` with the current time (wall clock when live, the
+  capture's timestamps in replay) — timers due by then fire;
+* :meth:`Engine.ingest` with each decoded event — it returns a rejection
+  reason or None;
+* :meth:`Engine.drain` to take the actions decided so far and publish them.
+
+Same events, same clock calls, same guard state: same actions, same ids.
+
+Ordering. With ``lateness_s = 0`` (the default, lowest latency) an event is
+processed as it arrives. With ``lateness_s = L > 0`` events are held until the
+clock is ``L`` past their timestamp and then processed in timestamp order,
+interleaved with timers: any reordering of arrivals within ``L`` then yields
+the same decisions. Either way, events older than ``max_late_s`` or newer than
+``max_future_s`` relative to the clock are rejected as ``clock_skew``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from floorwalker.devices.events import (
+    BellPress,
+    Checkout,
+    CouponRedeemed,
+    DeviceStatus,
+    Event,
+    PosItem,
+    Sighting,
+    StaffAck,
+)
+from floorwalker.devices.presence import Change, PresenceSettings
+from floorwalker.devices.registry import Registry
+from floorwalker.engine.actions import Action, Decision
+from floorwalker.engine.context import Context
+from floorwalker.engine.decide import Decider
+from floorwalker.engine.guards import GuardStore, InMemoryGuardStore
+from floorwalker.engine.index import (
+    ABS_AFTER,
+    ABS_MISSING,
+    BOUGHT,
+    COUNT_OF,
+    COUNT_RESET,
+    EMPTY,
+    FIRE,
+    SEQ_FIRST,
+    SEQ_THEN,
+    CompiledRules,
+    Listener,
+    Listeners,
+    compile_rules,
+)
+from floorwalker.engine.profiles import ProfileBook, ProfileSource
+from floorwalker.engine.state import StoreState
+from floorwalker.engine.stats import EngineStats
+from floorwalker.engine.timers import TimerQueue
+from floorwalker.errors import GuardStoreError
+from floorwalker.rules.model import Absence, Count, Rule, RuleSet, Sequence
+
+DWELL_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    staff_presence: PresenceSettings = field(
+        default_factory=lambda: PresenceSettings(visit_gap_s=12 * 3600.0)
+    )
+    lateness_s: float = 0.0
+    """Reorder window: hold events this long and process them in timestamp order."""
+    max_late_s: float = 60.0
+    max_future_s: float = 30.0
+    dedup_ttl_s: float = 86400.0
+    location_ttl_s: float = 86400.0
+    """Location-derived state (visit history) is forgotten after this (privacy)."""
+    alert_keep_s: float = 3600.0
+    sweep_every_s: float = 60.0
+
+
+class _Held(NamedTuple):
+    ts: float
+    order_key: str
+    seq: int
+    event: Event
+
+
+class Engine:
+    """One engine core serving the stores of the registries it is given."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        registries: Mapping[str, Registry],
+        *,
+        profiles: ProfileSource | None = None,
+        guards: GuardStore | None = None,
+        settings: EngineSettings | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.profiles: ProfileSource = profiles if profiles is not None else ProfileBook()
+        self.guards: GuardStore = guards if guards is not None else InMemoryGuardStore()
+        self.stats = EngineStats()
+        self.clock = float("-inf")
+        self.timers = TimerQueue()
+        self._outbox: list[Action] = []
+        self._held: list[_Held] = []
+        self._held_seq = 0
+        self._recent_ids: dict[str, float] = {}
+        self._sweeping = False
+        self.compiled = compile_rules(rules, registries)
+        self.stores = {sid: self._new_store(reg) for sid, reg in registries.items()}
+        self.decider = Decider(self, on_decision)
+        self._handlers: dict[type, Callable[[StoreState, Event], None]] = {
+            Sighting: self._on_sighting,  # type: ignore[dict-item]
+            BellPress: self._on_bell,  # type: ignore[dict-item]
+            PosItem: self._on_pos_item,  # type: ignore[dict-item]
+            Checkout: self._on_checkout,  # type: ignore[dict-item]
+            CouponRedeemed: self._on_coupon,  # type: ignore[dict-item]
+            StaffAck: self._on_ack,  # type: ignore[dict-item]
+            DeviceStatus: self._on_status,  # type: ignore[dict-item]
+        }
+
+    def _new_store(self, registry: Registry) -> StoreState:
+        return StoreState(
+            registry,
+            self.compiled.stores[registry.store],
+            self.settings.presence,
+            self.settings.staff_presence,
+        )
+
+    # ------------------------------------------------------------------ runner API
+
+    def ingest(self, event: Event) -> str | None:
+        """Take one decoded event; return a rejection reason, or None if accepted."""
+        store = self.stores.get(event.store)
+        if store is None:
+            return self._reject("unknown_store")
+        ts = event.ts
+        clock = self.clock
+        if ts > clock + self.settings.max_future_s and clock > float("-inf"):
+            return self._reject("clock_skew")
+        if ts < clock - self.settings.max_late_s:
+            return self._reject("clock_skew")
+        if not isinstance(event, Sighting | DeviceStatus) and self._is_duplicate(event):
+            return self._reject("duplicate")
+        self.stats.events_in[type(event).__name__] += 1
+        if self.settings.lateness_s <= 0.0 or ts <= clock - self.settings.lateness_s:
+            if self.settings.lateness_s > 0.0:
+                self.stats.late_accepted += 1
+            self._process(store, event)
+        else:
+            self._held_seq += 1
+            heapq.heappush(self._held, _Held(ts, event.order_key, self._held_seq, event))
+        return None
+
+    def advance_to(self, now: float) -> None:
+        """Move the clock to ``now``: release held events and fire due timers, in time order."""
+        if now < self.clock:
+            return
+        self.clock = now
+        watermark = now - self.settings.lateness_s
+        held, timers = self._held, self.timers
+        while True:
+            next_timer = timers.next_due()
+            if held and held[0].ts <= watermark and (next_timer is None or held[0].ts <= next_timer):
+                event = heapq.heappop(held).event
+                self._process(self.stores[event.store], event)
+                continue
+            timer = timers.pop_due(watermark)
+            if timer is None:
+                return
+            self._fire_timer(timer.kind, timer.args, timer.due)
+
+    def drain(self) -> list[Action]:
+        """Take the actions decided since the last call, in decision order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def flush(self, horizon_s: float = 86400.0) -> None:
+        """Process every held event and every timer due within ``horizon_s`` of the clock.
+
+        Replay calls this at the end of a capture so that what the capture set in
+        motion (a dwell about to complete, an absence window, an escalation) still
+        happens, as it would have live.
+        """
+        start = self.clock if self.clock > float("-inf") else 0.0
+        end = start + horizon_s
+        self.advance_to(start + self.settings.lateness_s)
+        while True:
+            due = self._next_real_timer()
+            if due is None or due > end:
+                return
+            self.advance_to(max(due, self.clock) + self.settings.lateness_s)
+
+    def _next_real_timer(self) -> float | None:
+        pending = [t for t in self.timers.snapshot() if t.kind != "sweep"]
+        return pending[0].due if pending else None
+
+    def emit(self, action: Action) -> None:
+        self._outbox.append(action)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _reject(self, reason: str) -> str:
+        self.stats.rejected[reason] += 1
+        return reason
+
+    def _is_duplicate(self, event: Event) -> bool:
+        key = f"in:{event.store}:{type(event).__name__}:{getattr(event, 'id', '')}"
+        ttl = self.settings.dedup_ttl_s
+        until = self._recent_ids.get(key)
+        if until is not None and until > event.ts:
+            return True
+        self._recent_ids[key] = event.ts + ttl
+        try:
+            return not self.guards.first_seen(key, ttl, event.ts)
+        except GuardStoreError:
+            # Shared dedup unreachable: the local memory above still stops
+            # redeliveries to this process; let the event through.
+            self.stats.guard_errors += 1
+            return False
+
+    def _process(self, store: StoreState, event: Event) -> None:
+        self._handlers[type(event)](store, event)
+        self.decider.settle(event.ts)
+        if not self._sweeping:
+            self._sweeping = True
+            self.timers.schedule(event.ts + self.settings.sweep_every_s, "sweep", ())
+
+    # ------------------------------------------------------------------ events
+
+    def _on_sighting(self, st: StoreState, ev: Sighting) -> None:
+        if ev.is_staff:
+            for change in st.staff.presence.observe(ev.subject, ev.zone, ev.ts, ev.rssi, ev.beacon):
+                if change.kind == "enter":
+                    self._watch_leave(st, ev.subject, staff=True)
+            return
+        changes = st.presence.observe(ev.subject, ev.zone, ev.ts, ev.rssi, ev.beacon)
+        for change in changes:
+            self._on_change(st, change)
+
+    def _on_change(self, st: StoreState, change: Change) -> None:
+        subject, zone, at = change.subject, change.zone, change.at
+        if change.kind == "visit":
+            st.begin_visit(subject, at)
+            ctx = Context("visit_start", st.store, at, f"visit:{subject}:{at!r}")
+            ctx.shopper, ctx.zone = subject, zone
+            self._dispatch(st, st.index.visit, ctx)
+        elif change.kind == "enter":
+            ctx = Context("enter", st.store, change.at, f"enter:{subject}:{zone}:{at!r}")
+            ctx.shopper, ctx.zone = subject, zone
+            self._dispatch(st, st.index.enter.get(zone, EMPTY), ctx)
+            thresholds = st.index.dwell.get(zone)
+            if thresholds:
+                due = at + thresholds[0][0]
+                self.timers.schedule(due, "dwell", (st.store, subject, zone, at, thresholds[0][0]))
+            self._watch_leave(st, subject, staff=False)
+        else:
+            ctx = Context("leave", st.store, change.at, f"leave:{subject}:{zone}:{at!r}")
+            ctx.shopper, ctx.zone = subject, zone
+            self._dispatch(st, st.index.leave.get(zone, EMPTY), ctx)
+
+    def _watch_leave(self, st: StoreState, subject: str, *, staff: bool) -> None:
+        tracker = st.staff.presence if staff else st.presence
+        watched = st.staff_leave_watch if staff else st.leave_watch
+        due = tracker.leave_due(subject)
+        if due is not None and subject not in watched:
+            watched.add(subject)
+            self.timers.schedule(due, "leave", (st.store, subject, staff))
+
+    def _on_bell(self, st: StoreState, ev: BellPress) -> None:
+        ctx = Context("bell", st.store, ev.ts, f"bell:{ev.bell}:{ev.id}")
+        ctx.bell, ctx.zone, ctx.shopper, ctx.reason = ev.bell, ev.zone, ev.shopper, ev.reason
+        listeners = st.index.bell.get(ev.reason, EMPTY) if ev.reason else EMPTY
+        self._dispatch(st, listeners + st.index.bell.get(None, EMPTY), ctx)
+
+    def _on_pos_item(self, st: StoreState, ev: PosItem) -> None:
+        ctx = Context("pos_item", st.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.shopper, ctx.receipt, ctx.category, ctx.sku = ev.shopper, ev.receipt, ev.category, ev.sku
+        ctx.qty, ctx.price = ev.qty, ev.price
+        if ev.shopper is not None:
+            ctx.zone = st.presence.zone_of(ev.shopper)
+        index = st.index
+        listeners = index.pos_any
+        if ev.category is not None:
+            listeners = index.pos_category.get(ev.category, EMPTY) + listeners
+        if ev.sku is not None:
+            listeners = index.pos_sku.get(ev.sku, EMPTY) + listeners
+        self._dispatch(st, listeners, ctx)
+
+    def _on_checkout(self, st: StoreState, ev: Checkout) -> None:
+        ctx = Context("checkout", st.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.shopper, ctx.receipt, ctx.total = ev.shopper, ev.receipt, ev.total
+        self._dispatch(st, st.index.checkout, ctx)
+
+    def _on_coupon(self, st: StoreState, ev: CouponRedeemed) -> None:
+        ctx = Context("coupon_redeemed", st.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.shopper, ctx.receipt = ev.shopper, ev.receipt
+        record, refused = self.decider.redeem(ev.code, ev.ts)
+        if record is not None and refused is None:
+            ctx.offer = record.offer
+            ctx.shopper = ev.shopper or record.shopper
+        listeners = st.index.coupon.get(ctx.offer, EMPTY) if ctx.offer else EMPTY
+        self._dispatch(st, listeners + st.index.coupon.get(None, EMPTY), ctx)
+
+    def _on_ack(self, st: StoreState, ev: StaffAck) -> None:
+        alert = st.alerts.alerts.get(ev.alert)
+        if alert is None:
+            self.stats.rejected["unknown_alert"] += 1
+            return
+        self.decider.answer(st, alert, ev)
+        ctx = Context("staff_ack", st.store, ev.ts, f"ack:{ev.band}:{ev.id}")
+        ctx.alert, ctx.action, ctx.zone = ev.alert, ev.action, alert.zone
+        ctx.bell, ctx.shopper = alert.bell, alert.shopper
+        listeners = st.index.ack.get(ev.action, EMPTY)
+        self._dispatch(st, listeners + st.index.ack.get(None, EMPTY), ctx)
+
+    def _on_status(self, st: StoreState, ev: DeviceStatus) -> None:
+        st.devices[ev.device] = (ev.online, ev.ts, ev.battery)
+        if ev.device in st.registry.staff:
+            st.staff.set_online(ev.device, ev.online)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, st: StoreState, listeners: Listeners, ctx: Context) -> None:
+        for listener in listeners:
+            if _extra_match(listener, ctx, st):
+                self._apply(st, listener, ctx)
+
+    def _apply(self, st: StoreState, lst: Listener, ctx: Context) -> None:  # noqa: C901
+        role, rule = lst.role, lst.rule
+        if role == BOUGHT:
+            if ctx.shopper is not None:
+                st.bought[(lst.slot, ctx.shopper)] = ctx.ts
+            return
+        assert rule is not None
+        if role == FIRE:
+            self.decider.fire(st, rule, ctx)
+            return
+        trig = rule.when
+        key = ctx.key(trig.by) if isinstance(trig, Sequence | Absence | Count) else None
+        if key is None:
+            return
+        if role == SEQ_FIRST:
+            st.seq_first[(rule.id, key)] = ctx.ts
+        elif role == SEQ_THEN and isinstance(trig, Sequence):
+            first = st.seq_first.get((rule.id, key))
+            if first is not None and 0.0 <= ctx.ts - first <= trig.within_s:
+                del st.seq_first[(rule.id, key)]
+                self.decider.fire(st, rule, ctx)
+        elif role == ABS_AFTER and isinstance(trig, Absence):
+            if (rule.id, key) not in st.absence:
+                st.absence[(rule.id, key)] = ctx
+                self.timers.schedule(
+                    ctx.ts + trig.within_s, "absence", (st.store, rule.id, key, ctx.ts)
+                )
+        elif role == ABS_MISSING and isinstance(trig, Absence):
+            pending = st.absence.get((rule.id, key))
+            if pending is not None and pending.ts <= ctx.ts <= pending.ts + trig.within_s:
+                del st.absence[(rule.id, key)]
+        elif role == COUNT_OF and isinstance(trig, Count):
+            self._count(st, rule, trig, key, ctx)
+        elif role == COUNT_RESET:
+            st.counts.pop((rule.id, key), None)
+
+    def _count(self, st: StoreState, rule: Rule, trig: Count, key: str, ctx: Context) -> None:
+        window = st.counts.setdefault((rule.id, key), [])
+        window.append(ctx.ts)
+        horizon = ctx.ts - trig.within_s
+        window[:] = [t for t in window if t >= horizon]
+        if len(window) >= trig.at_least:
+            n = len(window)
+            del st.counts[(rule.id, key)]
+            self.decider.fire(st, rule, ctx.copy(count=n))
+
+    # ------------------------------------------------------------------ timers
+
+    def _fire_timer(self, kind: str, args: tuple[object, ...], due: float) -> None:
+        if kind == "sweep":
+            self._sweep(due)
+            return
+        st = self.stores.get(str(args[0]))
+        if st is None:
+            return
+        if kind == "dwell":
+            self._on_dwell(st, str(args[1]), str(args[2]), float(args[3]), float(args[4]), due)  # type: ignore[arg-type]
+        elif kind == "leave":
+            self._on_leave_timer(st, str(args[1]), bool(args[2]), due)
+        elif kind == "absence":
+            self._on_absence(st, str(args[1]), str(args[2]), float(args[3]), due)  # type: ignore[arg-type]
+        elif kind == "escalate":
+            self.decider.escalate(st, str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
+        self.decider.settle(due)
+
+    def _on_dwell(
+        self, st: StoreState, subject: str, zone: str, since: float, threshold: float, due: float
+    ) -> None:
+        tracker = st.presence
+        if not tracker.dwell_alive(subject, zone, since):
+            return
+        if not tracker.dwell_confirmed(subject, zone, since, due):
+            # Unseen lately: maybe gone. Look again shortly instead of guessing.
+            self.timers.schedule(due + DWELL_POLL_S, "dwell", (st.store, subject, zone, since, threshold))
+            return
+        ctx = Context("dwell", st.store, due, f"dwell:{subject}:{zone}:{since!r}:{threshold!r}")
+        ctx.shopper, ctx.zone = subject, zone
+        later: float | None = None
+        for t, listeners in st.index.dwell.get(zone, ()):
+            if t == threshold:
+                self._dispatch(st, listeners, ctx)
+            elif t > threshold:
+                later = t
+                break
+        if later is not None:
+            self.timers.schedule(since + later, "dwell", (st.store, subject, zone, since, later))
+
+    def _on_leave_timer(self, st: StoreState, subject: str, staff: bool, due: float) -> None:
+        tracker = st.staff.presence if staff else st.presence
+        watched = st.staff_leave_watch if staff else st.leave_watch
+        watched.discard(subject)
+        change = tracker.check_leave(subject, due)
+        if change is None:
+            self._watch_leave(st, subject, staff=staff)
+        elif not staff:
+            self._on_change(st, change)
+
+    def _on_absence(self, st: StoreState, rule_id: str, key: str, started: float, due: float) -> None:
+        pending = st.absence.get((rule_id, key))
+        if pending is None or pending.ts != started:
+            return
+        del st.absence[(rule_id, key)]
+        rule = self.compiled.rules.get(rule_id)
+        if rule is not None:
+            ctx = pending.copy(ts=due, source=pending.source + ":absence")
+            self.decider.fire(st, rule, ctx)
+
+    def _sweep(self, now: float) -> None:
+        """Forget state that can no longer matter (and location state past its TTL)."""
+        busy = False
+        for st in self.stores.values():
+            st.sweep(now, self.settings, self.compiled)
+            busy = busy or st.has_state()
+        horizon = now
+        self._recent_ids = {k: v for k, v in self._recent_ids.items() if v > horizon}
+        busy = busy or bool(self._recent_ids)
+        self._sweeping = busy
+        if busy:
+            self.timers.schedule(now + self.settings.sweep_every_s, "sweep", ())
+
+    # ------------------------------------------------------------------ operations
+
+    def reload(self, rules: RuleSet, registries: Mapping[str, Registry] | None = None) -> None:
+        """Swap in new rules (and registries) without losing presence, alerts or timers."""
+        regs = registries or {sid: st.registry for sid, st in self.stores.items()}
+        self.compiled = compile_rules(rules, regs)
+        for sid, reg in regs.items():
+            if sid in self.stores:
+                self.stores[sid].rebind(reg, self.compiled.stores[sid])
+            else:
+                self.stores[sid] = self._new_store(reg)
+
+    def forget_shopper(self, shopper: str) -> int:
+        """Erase a shopper from every store of this engine (privacy)."""
+        removed = sum(st.forget(shopper) for st in self.stores.values())
+        try:
+            removed += self.guards.forget_shopper(shopper)
+        except GuardStoreError:
+            self.stats.guard_errors += 1
+        return removed
+
+    def open_alerts(self) -> int:
+        return sum(st.alerts.open_count() for st in self.stores.values())
+
+    def active_shoppers(self) -> int:
+        return sum(len(st.presence) for st in self.stores.values())
+
+    def run(self, events: Iterable[Event]) -> list[Action]:
+        """Convenience for tests and replay: feed events on their own clock, then flush."""
+        for event in events:
+            self.advance_to(event.ts)
+            self.ingest(event)
+        self.flush()
+        return self.drain()
+
+
+def _extra_match(lst: Listener, ctx: Context, st: StoreState) -> bool:
+    """Constraints the index could not file under a key (checked only for candidates)."""
+    p = lst.pattern
+    kind = p.kind
+    if kind == "bell":
+        if not p.zone_tags:
+            return True
+        zone = st.registry.zones.get(ctx.zone or "")
+        return zone is not None and bool(zone.tags & p.zone_tags)
+    if kind == "pos_item":
+        return not (p.categories and p.skus) or ctx.sku in p.skus
+    if kind == "checkout":
+        return p.min_total is None or (ctx.total or 0.0) >= p.min_total
+    return True

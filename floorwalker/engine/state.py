@@ -1,0 +1,113 @@
+"""Per-store engine state, keyed by store and then by entity.
+
+Everything the core remembers about a store lives here, so that a store's events
+can be processed by one partition holding exactly this state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from floorwalker.devices.presence import PresenceSettings, PresenceTracker
+from floorwalker.devices.registry import Registry
+from floorwalker.engine.alerts import AlertBook
+from floorwalker.engine.context import Context
+from floorwalker.engine.index import CompiledRules, StoreIndex
+from floorwalker.engine.staff import StaffRoster
+from floorwalker.rules.model import Count, Sequence
+
+if TYPE_CHECKING:
+    from floorwalker.engine.core import EngineSettings
+
+
+class StoreState:
+    def __init__(
+        self,
+        registry: Registry,
+        index: StoreIndex,
+        presence: PresenceSettings,
+        staff_presence: PresenceSettings,
+    ) -> None:
+        self.store = registry.store
+        self.registry = registry
+        self.index = index
+        self.presence = PresenceTracker(presence)
+        self.staff = StaffRoster(registry, staff_presence)
+        self.alerts = AlertBook()
+        self.leave_watch: set[str] = set()
+        self.staff_leave_watch: set[str] = set()
+        self.visits: dict[str, tuple[float, float | None]] = {}
+        """shopper -> (current visit start, previous visit start)"""
+        self.seq_first: dict[tuple[str, str], float] = {}
+        self.absence: dict[tuple[str, str], Context] = {}
+        self.counts: dict[tuple[str, str], list[float]] = {}
+        self.bought: dict[tuple[int, str], float] = {}
+        self.devices: dict[str, tuple[bool, float, float | None]] = {}
+
+    def rebind(self, registry: Registry, index: StoreIndex) -> None:
+        self.registry = registry
+        self.index = index
+        self.staff.registry = registry
+
+    # ------------------------------------------------------------------ visits
+
+    def begin_visit(self, shopper: str, at: float) -> None:
+        known = self.visits.get(shopper)
+        self.visits[shopper] = (at, known[0] if known else None)
+
+    def visit_start(self, shopper: str | None) -> float | None:
+        known = self.visits.get(shopper) if shopper else None
+        return known[0] if known else None
+
+    def previous_visit(self, shopper: str | None) -> float | None:
+        known = self.visits.get(shopper) if shopper else None
+        return known[1] if known else None
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def sweep(self, now: float, settings: EngineSettings, compiled: CompiledRules) -> None:
+        self.presence.expire(now)
+        self.staff.presence.expire(now)
+        ttl = settings.location_ttl_s
+        self.visits = {s: v for s, v in self.visits.items() if now - v[0] < ttl}
+        rules = compiled.rules
+        self.seq_first = {
+            k: t
+            for k, t in self.seq_first.items()
+            if isinstance(trig := getattr(rules.get(k[0]), "when", None), Sequence)
+            and now - t <= trig.within_s
+        }
+        self.counts = {
+            k: w
+            for k, w in self.counts.items()
+            if isinstance(trig := getattr(rules.get(k[0]), "when", None), Count)
+            and now - w[-1] <= trig.within_s
+        }
+        within = {slot: cond.within_s for cond, slot in compiled.bought_slots.items()}
+        self.bought = {k: t for k, t in self.bought.items() if now - t <= within.get(k[0], 0.0)}
+        self.alerts.expire(now, settings.alert_keep_s)
+
+    def has_state(self) -> bool:
+        return bool(
+            len(self.presence)
+            or len(self.staff.presence)
+            or self.visits
+            or self.seq_first
+            or self.counts
+            or self.bought
+            or self.absence
+            or self.alerts.alerts
+        )
+
+    def forget(self, shopper: str) -> int:
+        removed = int(self.presence.forget(shopper))
+        removed += int(self.visits.pop(shopper, None) is not None)
+        for table in (self.seq_first, self.absence, self.counts):
+            doomed = [k for k in table if k[1] == shopper]
+            for k in doomed:
+                del table[k]  # type: ignore[attr-defined]
+            removed += len(doomed)
+        doomed_b = [k for k in self.bought if k[1] == shopper]
+        for kb in doomed_b:
+            del self.bought[kb]
+        return removed + len(doomed_b)

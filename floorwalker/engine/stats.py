@@ -1,0 +1,63 @@
+"""Counters the core keeps about itself: the decision record in aggregate.
+
+Runners turn these into Prometheus metrics; replay prints them as the per-rule
+summary. Plain dicts, so the hot path pays one dict update per fact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class EngineStats:
+    events_in: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    triggered: Counter[str] = field(default_factory=Counter)
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(rule, offer|alert) -> count"""
+    suppressed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(rule, reason) -> count"""
+    coupons: Counter[str] = field(default_factory=Counter)
+    spent: Counter[str] = field(default_factory=Counter)
+    redeemed: Counter[str] = field(default_factory=Counter)
+    redemptions_refused: Counter[str] = field(default_factory=Counter)
+    response_s: dict[str, list[float]] = field(default_factory=dict)
+    escalations: Counter[str] = field(default_factory=Counter)
+    late_accepted: int = 0
+    guard_errors: int = 0
+
+    def rules(self) -> list[str]:
+        names = set(self.triggered) | {r for r, _ in self.sent} | {r for r, _ in self.suppressed}
+        return sorted(names)
+
+    def rule_summary(self, rule: str) -> dict[str, Any]:
+        times = self.response_s.get(rule, [])
+        out: dict[str, Any] = {
+            "triggered": self.triggered[rule],
+            "offers": self.sent[(rule, "offer")],
+            "alerts": self.sent[(rule, "alert")],
+            "suppressed": {
+                reason: n for (r, reason), n in sorted(self.suppressed.items()) if r == rule
+            },
+            "coupons": self.coupons[rule],
+            "budget_spent": round(self.spent[rule], 2),
+            "redeemed": self.redeemed[rule],
+        }
+        if times:
+            out["response_s"] = {"n": len(times), "mean": round(sum(times) / len(times), 2)}
+        if self.escalations[rule]:
+            out["escalations"] = self.escalations[rule]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events_in": dict(sorted(self.events_in.items())),
+            "invalid": dict(sorted(self.rejected.items())),
+            "late_accepted": self.late_accepted,
+            "guard_errors": self.guard_errors,
+            "redemptions_refused": dict(sorted(self.redemptions_refused.items())),
+            "rules": {rule: self.rule_summary(rule) for rule in self.rules()},
+        }

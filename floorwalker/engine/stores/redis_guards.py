@@ -1,0 +1,354 @@
+"""The guard store in Redis, shared by every runner process of a deployment.
+
+Same semantics as :class:`~floorwalker.engine.guards.InMemoryGuardStore` (the
+contract tests run both), with two differences forced by sharing:
+
+* ``admit`` and ``redeem`` are single Lua scripts, so concurrent workers never
+  overspend a budget, pass a cap twice or admit one action id twice.
+* Decisions compare deadlines stored in the values with the engine's ``now``;
+  Redis TTLs (``deadline - now``) only garbage-collect, because the engine clock
+  may be virtual and must never be replaced by Redis server time.
+
+Every Redis failure (refused, timed out, script error) becomes
+:class:`~floorwalker.errors.GuardStoreError` so the engine fails closed. Commands
+are never retried: an ``admit`` whose reply timed out may have been recorded,
+and a retry would then refuse it as a duplicate.
+
+Key layout under ``settings.prefix`` (``P``)::
+
+    P seen:<key>       first_seen keys and ``action:<id>`` dedup, value = deadline
+    P cd:<key>         cooldown, value = deadline
+    P ctr:<key>        hash n, exp (deadline; absent = never)
+    P bud:<key>        hash coupons, amount; never expires
+    P fat:<key>        hash streak, last
+    P cpn:<code>       hash of the CouponRecord, redeemed, fatigue_key
+    P cpns:<shopper>   set of the shopper's coupon codes, for forget_shopper
+
+Engine keys put the shopper between colons or last (``cap:rule:s1``,
+``fatigue:s1``), which is how :meth:`RedisGuardStore.forget_shopper` finds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from floorwalker.engine.guards import BudgetState, CouponRecord, Ticket, fatigue_key
+from floorwalker.errors import GuardStoreError
+
+_COUPON_FIELDS = ("code", "action_id", "rule", "offer", "store", "shopper", "issued", "expires")
+_SHOPPER_SCOPED = frozenset({"seen", "cd", "ctr", "fat"})
+_DELETE_BATCH = 500
+_MAX_TTL_MS = 10 * 365 * 86400 * 1000  # "forever" for a deadline of +inf
+
+# KEYS: [1] the action's dedup key, then one per counter, then cooldown, budget,
+# fatigue, coupon and coupon index for whichever of them the ticket has.
+# ARGV[1]: the ticket as JSON. Deadlines and amounts travel as Python-formatted
+# strings so they are stored exactly as Python computed them.
+_ADMIT = """
+local t = cjson.decode(ARGV[1])
+local now = tonumber(t.now)
+local k = 1
+local function nextkey() k = k + 1; return KEYS[k] end
+local function live(deadline) return deadline and tonumber(deadline) > now end
+local function count(key)
+  local v = redis.call('HMGET', key, 'n', 'exp')
+  if not v[1] or (v[2] and tonumber(v[2]) <= now) then return 0 end
+  return tonumber(v[1])
+end
+
+local ctr = {}
+for i = 1, #t.counters do ctr[i] = nextkey() end
+local cd = t.cooldown and nextkey()
+local bud = t.budget and nextkey()
+local fat = t.fatigue and nextkey()
+local cpn = t.coupon and nextkey()
+local idx = t.coupon and nextkey()
+
+-- Check everything first, in the in-memory store's order: all or nothing.
+if live(redis.call('GET', KEYS[1])) then return 'duplicate' end
+if cd and live(redis.call('GET', cd)) then return 'cooldown' end
+for i, c in ipairs(t.counters) do
+  if count(ctr[i]) >= c.limit then return c.reason end
+end
+local coupons, amount = 0, 0
+if bud then
+  local b = redis.call('HMGET', bud, 'coupons', 'amount')
+  coupons, amount = tonumber(b[1] or '0'), tonumber(b[2] or '0')
+  local cost = tonumber(t.budget.cost)
+  if t.budget.coupons and coupons + 1 > t.budget.coupons then return 'budget' end
+  if t.budget.amount and amount + cost > tonumber(t.budget.amount) + 1e-9 then
+    return 'budget'
+  end
+end
+local streak = 0
+if fat then
+  local f = redis.call('HMGET', fat, 'streak', 'last')
+  if f[1] then
+    streak = tonumber(f[1])
+    if streak >= t.fatigue.streak and now - tonumber(f[2]) < tonumber(t.fatigue.backoff) then
+      return 'fatigue'
+    end
+  end
+end
+
+-- Record.
+redis.call('SET', KEYS[1], t.action.deadline, 'PX', t.action.ttl_ms)
+if cd then redis.call('SET', cd, t.cooldown.deadline, 'PX', t.cooldown.ttl_ms) end
+for i, c in ipairs(t.counters) do
+  local n = count(ctr[i]) + 1
+  if c.exp then
+    redis.call('HSET', ctr[i], 'n', n, 'exp', c.exp)
+    redis.call('PEXPIRE', ctr[i], c.ttl_ms)
+  else
+    redis.call('HSET', ctr[i], 'n', n)
+    redis.call('HDEL', ctr[i], 'exp')
+    redis.call('PERSIST', ctr[i])
+  end
+end
+if bud then
+  -- %.17g round-trips a double: the sum is the one Python would compute.
+  local spent = string.format('%.17g', amount + tonumber(t.budget.cost))
+  redis.call('HSET', bud, 'coupons', coupons + 1, 'amount', spent)
+end
+if fat then redis.call('HSET', fat, 'streak', streak + 1, 'last', t.now) end
+if cpn then
+  for field, value in pairs(t.coupon.fields) do redis.call('HSET', cpn, field, value) end
+  redis.call('PEXPIRE', cpn, t.coupon.ttl_ms)
+  redis.call('SADD', idx, t.coupon.fields.code)
+  if redis.call('PTTL', idx) < t.coupon.ttl_ms then
+    redis.call('PEXPIRE', idx, t.coupon.ttl_ms)
+  end
+end
+return false
+"""
+
+# KEYS[1]: the seen key. ARGV: now, deadline, ttl_ms. The NX path is the common
+# one; the fallback overwrites a deadline that is past on the engine clock but
+# whose (real-time) TTL has not run out yet.
+_FIRST_SEEN = """
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS[1]: the coupon hash. ARGV[1]: now. Returns {reason or '', record fields...}.
+_REDEEM = """
+local v = redis.call('HMGET', KEYS[1], 'code', 'action_id', 'rule', 'offer', 'store',
+                     'shopper', 'issued', 'expires', 'redeemed', 'fatigue_key')
+if not v[1] then return {'unknown_coupon'} end
+local reason = ''
+if v[9] then
+  reason = 'already_redeemed'
+elseif tonumber(ARGV[1]) > tonumber(v[8]) then
+  reason = 'expired_coupon'
+else
+  redis.call('HSET', KEYS[1], 'redeemed', ARGV[1])
+  -- The fatigue key is stored with the coupon: it names the shopper's streak.
+  redis.call('DEL', v[10])
+end
+return {reason, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisGuardSettings:
+    prefix: str = "fw:guard:"
+    socket_timeout_s: float = 0.5
+    """Small on purpose: a stuck Redis must fail an offer closed, not stall the engine."""
+    connect_timeout_s: float = 0.5
+    action_ttl_s: float = 7 * 86400.0
+    """How long an admitted action id is remembered (as the in-memory store)."""
+    coupon_retention_s: float = 30 * 86400.0
+    """How long past its expiry a coupon stays redeemable-as-"expired" for attribution."""
+
+
+class RedisGuardStore:
+    """:class:`~floorwalker.engine.guards.GuardStore` on a Redis shared by many processes."""
+
+    def __init__(self, client: Redis, settings: RedisGuardSettings | None = None) -> None:
+        self._redis = client
+        self.settings = settings or RedisGuardSettings()
+        self._admit = client.register_script(_ADMIT)
+        self._first_seen = client.register_script(_FIRST_SEEN)
+        self._redeem = client.register_script(_REDEEM)
+
+    @classmethod
+    def from_url(cls, url: str, settings: RedisGuardSettings | None = None) -> RedisGuardStore:
+        """Connect to ``redis://host:port/db`` with short timeouts and no retries."""
+        settings = settings or RedisGuardSettings()
+        client = Redis.from_url(
+            url,
+            socket_timeout=settings.socket_timeout_s,
+            socket_connect_timeout=settings.connect_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        return cls(client, settings)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def first_seen(self, key: str, ttl_s: float, now: float) -> bool:
+        args = (_num(now), _num(now + ttl_s), _ttl_ms(ttl_s))
+        with _guard_errors("first_seen"):
+            return bool(self._first_seen(keys=[self._key("seen", key)], args=args))
+
+    def admit(self, ticket: Ticket, now: float) -> str | None:
+        keys, spec = self._admit_call(ticket, now)
+        with _guard_errors("admit"):
+            reason = self._admit(keys=keys, args=[json.dumps(spec)])
+        return None if reason is None else _text(reason)
+
+    def redeem(self, code: str, now: float) -> tuple[CouponRecord | None, str | None]:
+        with _guard_errors("redeem"):
+            reply = self._redeem(keys=[self._key("cpn", code)], args=[_num(now)])
+        reason, *fields = (_text(v) for v in reply)
+        record = _coupon(fields) if fields else None
+        return record, reason or None
+
+    def budget(self, key: str) -> BudgetState:
+        with _guard_errors("budget"):
+            coupons, amount = self._redis.hmget(self._key("bud", key), ["coupons", "amount"])
+        return BudgetState(int(_text(coupons or "0")), float(_text(amount or "0")))
+
+    def forget_shopper(self, shopper: str) -> int:
+        with _guard_errors("forget_shopper"):
+            doomed, indexes = self._shopper_keys(shopper)
+            codes = [_text(c) for index in indexes for c in self._redis.smembers(index)]
+            removed = self._delete(doomed) + self._delete([self._key("cpn", c) for c in codes])
+            self._delete(indexes)
+        return removed
+
+    # --- helpers -------------------------------------------------------------
+
+    def _key(self, namespace: str, key: str) -> str:
+        return f"{self.settings.prefix}{namespace}:{key}"
+
+    def _admit_call(self, t: Ticket, now: float) -> tuple[list[str], dict[str, Any]]:
+        """The KEYS and JSON spec of one admit, in the order the script reads them."""
+        keys = [self._key("seen", "action:" + t.action_id)]
+        action_ttl = self.settings.action_ttl_s
+        spec: dict[str, Any] = {
+            "now": _num(now),
+            "action": {"deadline": _num(now + action_ttl), "ttl_ms": _ttl_ms(action_ttl)},
+            "counters": [],
+        }
+        for c in t.counters:
+            keys.append(self._key("ctr", c.key))
+            spec["counters"].append(_counter_spec(c.limit, c.reason, c.expires_at, now))
+        if t.cooldown_key is not None:
+            keys.append(self._key("cd", t.cooldown_key))
+            deadline = _num(now + t.cooldown_s)
+            spec["cooldown"] = {"deadline": deadline, "ttl_ms": _ttl_ms(t.cooldown_s)}
+        if t.budget_key is not None:
+            keys.append(self._key("bud", t.budget_key))
+            spec["budget"] = _budget_spec(t)
+        if t.fatigue_key is not None:
+            keys.append(self._key("fat", t.fatigue_key))
+            backoff = _num(t.fatigue_backoff_s)
+            spec["fatigue"] = {"streak": t.fatigue_streak, "backoff": backoff}
+        if t.coupon is not None:
+            keys += [self._key("cpn", t.coupon.code), self._key("cpns", t.coupon.shopper)]
+            spec["coupon"] = self._coupon_spec(t.coupon, now)
+        return keys, spec
+
+    def _coupon_spec(self, coupon: CouponRecord, now: float) -> dict[str, Any]:
+        fields = {name: str(getattr(coupon, name)) for name in _COUPON_FIELDS}
+        fields["issued"], fields["expires"] = _num(coupon.issued), _num(coupon.expires)
+        fields["fatigue_key"] = self._key("fat", fatigue_key(coupon.shopper))
+        keep = coupon.expires - now + self.settings.coupon_retention_s
+        return {"fields": fields, "ttl_ms": _ttl_ms(keep)}
+
+    def _shopper_keys(self, shopper: str) -> tuple[list[str], list[str]]:
+        """(state keys about ``shopper``, their coupon index keys), found with SCAN."""
+        prefix = self.settings.prefix
+        # Narrow server-side, then apply the exact in-memory rule on the logical key.
+        pattern = f"{_glob_escape(prefix)}*{_glob_escape(shopper)}*"
+        doomed: list[str] = []
+        indexes: list[str] = []
+        for raw in self._redis.scan_iter(match=pattern, count=1000):
+            key = _text(raw)
+            namespace, _, logical = key[len(prefix) :].partition(":")
+            if namespace in _SHOPPER_SCOPED and _concerns(logical, shopper):
+                doomed.append(key)
+            elif namespace == "cpns" and logical == shopper:
+                indexes.append(key)
+        return doomed, indexes
+
+    def _delete(self, keys: Sequence[str]) -> int:
+        removed = 0
+        for start in range(0, len(keys), _DELETE_BATCH):
+            removed += int(self._redis.delete(*keys[start : start + _DELETE_BATCH]))
+        return removed
+
+
+@contextlib.contextmanager
+def _guard_errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except RedisError as e:
+        raise GuardStoreError(f"guard store {operation} failed: {type(e).__name__}: {e}") from e
+
+
+def _counter_spec(limit: int, reason: str, expires_at: float | None, now: float) -> dict[str, Any]:
+    spec: dict[str, Any] = {"limit": limit, "reason": reason}
+    if expires_at is not None:
+        spec["exp"] = _num(expires_at)
+        spec["ttl_ms"] = _ttl_ms(expires_at - now)
+    return spec
+
+
+def _budget_spec(t: Ticket) -> dict[str, Any]:
+    spec: dict[str, Any] = {"cost": _num(t.cost)}
+    if t.budget_coupons is not None:
+        spec["coupons"] = t.budget_coupons
+    if t.budget_amount is not None:
+        spec["amount"] = _num(t.budget_amount)
+    return spec
+
+
+def _coupon(fields: Sequence[str]) -> CouponRecord:
+    code, action_id, rule, offer, store, shopper, issued, expires = fields
+    return CouponRecord(code, action_id, rule, offer, store, shopper, float(issued), float(expires))
+
+
+def _concerns(logical_key: str, shopper: str) -> bool:
+    """The in-memory store's rule for "this key is about that shopper"."""
+    return f":{shopper}:" in logical_key or logical_key.endswith(":" + shopper)
+
+
+def _num(value: float) -> str:
+    # repr round-trips exactly through Lua's tonumber (strtod).
+    return repr(float(value))
+
+
+def _ttl_ms(seconds: float) -> int:
+    """A Redis TTL for a deadline ``seconds`` ahead on the engine clock.
+
+    At least 1 ms, because Redis refuses 0; a deadline already past is still
+    stored and reads as expired, exactly like the in-memory store.
+    """
+    if not math.isfinite(seconds):
+        return _MAX_TTL_MS if seconds > 0 else 1
+    return min(_MAX_TTL_MS, max(1, math.ceil(seconds * 1000.0)))
+
+
+def _text(value: str | bytes) -> str:
+    # Clients built by from_url decode; a caller's own client may not.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "\\*?[]" else ch for ch in text)

@@ -1,0 +1,53 @@
+"""A deterministic timer queue on the engine's clock.
+
+Timers are ``(due, seq, kind, args)`` entries in a binary heap. ``seq`` is an
+insertion counter, so timers due at the same instant fire in the order they were
+set: the same input always fires the same timers in the same order.
+
+Cancelling is lazy: a handler checks that the state it was set for still holds
+(for example the shopper is still in the zone with the same dwell start) and
+ignores the timer otherwise. That keeps the hot path free of heap deletions,
+which matters because presence changes much more often than timers fire.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable
+from typing import NamedTuple
+
+
+class Timer(NamedTuple):
+    due: float
+    seq: int
+    kind: str
+    args: tuple[Hashable, ...]
+
+
+class TimerQueue:
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[Timer] = []
+        self._seq = 0
+
+    def schedule(self, due: float, kind: str, args: tuple[Hashable, ...]) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, Timer(due, self._seq, kind, args))
+
+    def next_due(self) -> float | None:
+        return self._heap[0].due if self._heap else None
+
+    def pop_due(self, now: float) -> Timer | None:
+        """Remove and return the earliest timer due at or before ``now``, if any."""
+        heap = self._heap
+        if heap and heap[0].due <= now:
+            return heapq.heappop(heap)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def snapshot(self) -> list[Timer]:
+        """Pending timers in firing order (for persistence and tests)."""
+        return sorted(self._heap)

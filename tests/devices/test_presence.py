@@ -1,0 +1,120 @@
+"""Debounced presence: enter, stay, switch, leave, flapping, visits."""
+
+from __future__ import annotations
+
+from floorwalker.devices.presence import Change, PresenceSettings, PresenceTracker
+
+T = 1_000_000.0
+
+
+def feed(tr: PresenceTracker, seq: list[tuple[float, str, int]], who: str = "s") -> list[Change]:
+    out: list[Change] = []
+    for ts, zone, rssi in seq:
+        out += tr.observe(who, zone, ts, rssi, f"b-{zone}")
+    return out
+
+
+def test_first_sighting_starts_a_visit_but_not_a_zone() -> None:
+    tr = PresenceTracker()
+    changes = feed(tr, [(T, "A", -70)])
+    assert changes == [Change("visit", "s", "A", T)]
+    assert tr.zone_of("s") is None
+
+
+def test_enter_after_three_points_with_dwell_from_first_sighting() -> None:
+    tr = PresenceTracker()
+    changes = feed(tr, [(T, "A", -70), (T + 1, "A", -70), (T + 2, "A", -70)])
+    assert [c.kind for c in changes] == ["visit", "enter"]
+    assert changes[-1] == Change("enter", "s", "A", T)
+    assert tr.zone_of("s") == "A"
+
+
+def test_strong_sightings_count_double() -> None:
+    tr = PresenceTracker()
+    changes = feed(tr, [(T, "A", -55), (T + 1, "A", -55)])
+    assert changes[-1].kind == "enter"
+
+
+def test_sightings_too_far_apart_do_not_add_up() -> None:
+    tr = PresenceTracker(PresenceSettings(candidate_gap_s=4.0))
+    feed(tr, [(T, "A", -70), (T + 5, "A", -70), (T + 10, "A", -70)])
+    assert tr.zone_of("s") is None
+
+
+def test_below_noise_floor_places_nobody() -> None:
+    tr = PresenceTracker()
+    assert feed(tr, [(T + i, "A", -99) for i in range(5)]) == []
+    assert tr.zone_of("s") is None
+
+
+def test_occasional_neighbour_sighting_neither_ends_nor_restarts_dwell() -> None:
+    tr = PresenceTracker()
+    seq = [(T + i, "A", -65) for i in range(3)]
+    # every third report comes from the neighbouring zone for a minute
+    seq += [(T + i, "B" if i % 3 == 0 else "A", -70) for i in range(3, 60)]
+    changes = feed(tr, seq)
+    assert [c.kind for c in changes] == ["visit", "enter"]
+    assert tr.zone_of("s") == "A"
+    assert tr.dwell_alive("s", "A", T)
+
+
+def test_flapping_between_two_zones_does_not_fake_a_dwell() -> None:
+    tr = PresenceTracker()
+    seq = [(T + i, "A" if i % 2 == 0 else "B", -70) for i in range(60)]
+    changes = feed(tr, seq)
+    enters = [c for c in changes if c.kind == "enter"]
+    assert len(enters) <= 1  # at most one zone ever wins; no enter/leave ping-pong
+
+
+def test_real_move_switches_zone_with_leave_then_enter() -> None:
+    tr = PresenceTracker()
+    seq = [(T + i, "A", -65) for i in range(5)] + [(T + 5 + i, "B", -65) for i in range(4)]
+    changes = feed(tr, seq)
+    kinds = [(c.kind, c.zone) for c in changes]
+    assert kinds == [("visit", "A"), ("enter", "A"), ("leave", "A"), ("enter", "B")]
+    assert changes[-1].at == T + 5  # dwell in B counted from its first sighting
+
+
+def test_leave_after_gap_is_dated_at_last_sighting() -> None:
+    tr = PresenceTracker(PresenceSettings(leave_after_s=10.0))
+    feed(tr, [(T + i, "A", -65) for i in range(4)])
+    assert tr.leave_due("s") == T + 3 + 10.0
+    assert tr.check_leave("s", T + 12) is None
+    change = tr.check_leave("s", T + 13)
+    assert change == Change("leave", "s", "A", T + 3)
+    assert tr.zone_of("s") is None
+
+
+def test_new_visit_after_thirty_minutes_unseen() -> None:
+    tr = PresenceTracker()
+    first = feed(tr, [(T, "A", -65)])
+    again = feed(tr, [(T + 1799, "A", -65)])
+    later = feed(tr, [(T + 1799 + 1800, "A", -65)])
+    assert [c.kind for c in first] == ["visit"]
+    assert [c.kind for c in again] == []
+    assert [c.kind for c in later] == ["visit"]
+
+
+def test_redelivered_and_stale_sightings_are_ignored() -> None:
+    tr = PresenceTracker()
+    feed(tr, [(T, "A", -65), (T + 1, "A", -65)])
+    assert tr.observe("s", "A", T + 1, -65, "b-A") == ()  # same report twice
+    assert tr.observe("s", "A", T + 0.5, -65, "b-A") == ()  # older than one already used
+    assert tr.zone_of("s") is None  # neither counted towards entering
+    assert tr.observe("s", "A", T + 2, -65, "b-A")[0].kind == "enter"
+
+
+def test_dwell_confirmation_needs_a_recent_sighting() -> None:
+    tr = PresenceTracker(PresenceSettings(dwell_grace_s=4.0))
+    feed(tr, [(T + i, "A", -65) for i in range(3)])
+    assert tr.dwell_confirmed("s", "A", T, T + 5)
+    assert not tr.dwell_confirmed("s", "A", T, T + 10)
+    assert not tr.dwell_confirmed("s", "B", T, T + 5)
+
+
+def test_expire_forgets_subjects_unseen_for_a_visit_gap() -> None:
+    tr = PresenceTracker()
+    feed(tr, [(T, "A", -65)], who="x")
+    feed(tr, [(T + 1000, "A", -65)], who="y")
+    assert tr.expire(T + 1800) == 1
+    assert len(tr) == 1
