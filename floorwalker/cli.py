@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from floorwalker.errors import ConfigError, FloorwalkerError, RuleSetError
 from floorwalker.rules.durations import parse_duration
+
+if TYPE_CHECKING:
+    from floorwalker.devices.registry import Registry
+    from floorwalker.engine.actions import Decision
+    from floorwalker.engine.replay import Capture, ReplaySettings
+    from floorwalker.rules.model import RuleSet
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
@@ -34,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _duration(text: str) -> float:
+    return parse_duration(text, allow_zero=True)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floorwalker", description="Real-time in-store engagement engine."
@@ -43,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate every rule file in a directory")
     check.add_argument("directory", type=Path)
     check.add_argument(
-        "--registry", action="append", type=Path, default=[],
+        "--registry",
+        action="append",
+        type=Path,
+        default=[],
         help="also accept the zone tags of these store registries",
     )
     check.set_defaults(func=_cmd_check)
@@ -52,12 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--registry", action="append", type=Path, required=True)
     replay.add_argument("--profiles", type=Path, required=True)
     replay.add_argument("--rules", type=Path, required=True)
-    replay.add_argument("--lateness", type=parse_duration, default=0.0,
-                        help="reorder window: hold events this long, decide in ts order")
-    replay.add_argument("--tail", type=parse_duration, default=86400.0,
-                        help="after the last message, let pending timers fire for this long")
-    replay.add_argument("--no-deadletters", action="store_true",
-                        help="do not write dead letters to stdout")
+    replay.add_argument(
+        "--lateness",
+        type=_duration,
+        default=0.0,
+        help="reorder window: hold events this long, decide in ts order",
+    )
+    replay.add_argument(
+        "--tail",
+        type=_duration,
+        default=86400.0,
+        help="after the last message, let pending timers fire for this long",
+    )
+    replay.add_argument(
+        "--no-deadletters", action="store_true", help="do not write dead letters to stdout"
+    )
     replay.add_argument("--decisions", type=Path, help="write every decision as JSON Lines")
     replay.add_argument("--summary-json", type=Path, help="write the summary as JSON")
     replay.add_argument("capture", type=Path)
@@ -78,9 +102,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from floorwalker.rules.loader import check_directory
 
     tags: set[str] = set()
+    roles: set[str] = set()
     for path in args.registry:
-        tags |= load_registry(path).tags
-    problems = check_directory(args.directory, extra_tags=tuple(sorted(tags)))
+        registry = load_registry(path)
+        tags |= registry.tags
+        roles |= {member.role for member in registry.staff.values()}
+    problems = check_directory(
+        args.directory, extra_tags=tuple(sorted(tags)), extra_roles=tuple(sorted(roles))
+    )
     for problem in problems:
         print(problem)
     if problems:
@@ -100,8 +129,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         deadletters=not args.no_deadletters,
     )
     return _replay(
-        args.registry, args.profiles, args.rules, args.capture, settings,
-        decisions=args.decisions, summary_json=args.summary_json,
+        args.registry,
+        args.profiles,
+        args.rules,
+        args.capture,
+        settings,
+        decisions=args.decisions,
+        summary_json=args.summary_json,
     )
 
 
@@ -109,49 +143,38 @@ def _replay(
     registries: list[Path],
     profiles: Path,
     rules_dir: Path,
-    capture: Path,
-    settings: object,
+    capture_path: Path,
+    settings: ReplaySettings,
     *,
     decisions: Path | None = None,
     summary_json: Path | None = None,
-    quiet: bool = False,
 ) -> int:
-    from floorwalker.devices.registry import load_registry
     from floorwalker.engine.profiles import ProfileBook
-    from floorwalker.engine.replay import Replay, ReplaySettings, read_capture, write_jsonl
+    from floorwalker.engine.replay import Capture, Replay, write_jsonl
     from floorwalker.engine.summary import format_summary
-    from floorwalker.rules.loader import load_rules
 
-    assert isinstance(settings, ReplaySettings)
-    regs = {}
-    for path in registries:
-        reg = load_registry(path)
-        regs[reg.store] = reg
-    tags = tuple(sorted({t for r in regs.values() for t in r.tags}))
-    ruleset = load_rules(rules_dir, extra_tags=tags)
+    regs = _registries(registries)
+    ruleset = _rules(rules_dir, regs)
     book = ProfileBook.load(profiles)
-    if not capture.exists():
-        raise ConfigError("capture file not found", file=str(capture))
-    decision_fh = decisions.open("wb") if decisions else None
-    on_decision = None
-    if decision_fh is not None:
-        fh = decision_fh
+    if not capture_path.exists():
+        raise ConfigError("capture file not found", file=str(capture_path))
+    capture = Capture(capture_path)
+    with contextlib.ExitStack() as stack:
+        on_decision = None
+        if decisions is not None:
+            fh = stack.enter_context(decisions.open("wb"))
 
-        def on_decision(d: object) -> None:
-            fh.write(orjson.dumps(d.to_json()) + b"\n")  # type: ignore[attr-defined]
+            def on_decision(d: Decision) -> None:
+                fh.write(orjson.dumps(d.to_json()) + b"\n")
 
-    replay = Replay(ruleset, regs, book, settings, on_decision=on_decision)
-    out = write_jsonl(sys.stdout.buffer) if not quiet else (lambda at, topic, payload: None)
-    try:
-        with _progress(capture) as advance:
-            for line in read_capture(capture):
-                replay.feed(line, out)
-                advance(line)
+        replay = Replay(ruleset, regs, book, settings, on_decision=on_decision)
+        out = write_jsonl(sys.stdout.buffer)
+        tick = stack.enter_context(_progress(capture))
+        for line in capture:
+            replay.feed(line, out)
+            tick()
         replay.finish(out)
-    finally:
         sys.stdout.flush()
-        if decision_fh is not None:
-            decision_fh.close()
     stats = replay.engine.stats
     sys.stderr.write(format_summary(stats))
     if summary_json is not None:
@@ -159,47 +182,63 @@ def _replay(
     return 0
 
 
-class _progress:
-    """A progress bar over the capture's bytes, only when stderr is a terminal."""
+def _registries(paths: list[Path]) -> dict[str, Registry]:
+    from floorwalker.devices.registry import load_registry
 
-    def __init__(self, capture: Path) -> None:
-        self.capture = capture
-        self._bar: object | None = None
+    regs: dict[str, Registry] = {}
+    for path in paths:
+        reg = load_registry(path)
+        if reg.store in regs:
+            raise ConfigError(f"store {reg.store} is in two registries", file=str(path))
+        regs[reg.store] = reg
+    return regs
 
-    def __enter__(self) -> object:
-        if not sys.stderr.isatty():
-            return lambda line: None
-        from rich.progress import Progress
 
-        size = self.capture.stat().st_size
-        bar = Progress(transient=True, console=None)
-        bar.start()
-        task = bar.add_task("replaying", total=size)
-        self._bar = bar
-        counter = {"n": 0}
+def _rules(directory: Path, regs: dict[str, Registry]) -> RuleSet:
+    from floorwalker.rules.loader import load_rules
 
-        def advance(line: object) -> None:
-            counter["n"] += 1
-            if counter["n"] % 2000 == 0:
-                payload = getattr(line, "payload", b"")
-                bar.update(task, advance=len(payload) * 2000 + 60 * 2000)
+    tags = tuple(sorted({t for r in regs.values() for t in r.tags}))
+    roles = tuple(sorted({m.role for r in regs.values() for m in r.staff.values()}))
+    return load_rules(directory, extra_tags=tags, extra_roles=roles)
 
-        return advance
 
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()  # type: ignore[attr-defined]
+@contextlib.contextmanager
+def _progress(capture: Capture) -> Iterator[Callable[[], None]]:
+    """A progress bar over the capture's bytes, shown only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("replaying", total=capture.size)
+        count = 0
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if count % 1000 == 0:
+                bar.update(task, completed=capture.position)
+
+        yield tick
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from floorwalker.engine.replay import ReplaySettings
 
-    print("Floorwalker demo: replaying 10 minutes of the demo store on a virtual clock.\n"
-          "Actions (coupons to phones, alerts to staff wristbands) follow as JSON Lines;\n"
-          "the per-rule summary comes at the end.\n", file=sys.stderr)
+    print(
+        "Floorwalker demo: replaying 10 minutes of the demo store on a virtual clock.\n"
+        "Actions (coupons to phones, alerts to staff wristbands) follow as JSON Lines;\n"
+        "the per-rule summary comes at the end.\n",
+        file=sys.stderr,
+    )
     return _replay(
-        [DATA / "demo-store.yaml"], DATA / "demo-profiles.jsonl", CATALOG,
-        DATA / "demo-capture.jsonl", ReplaySettings(),
+        [DATA / "demo-store.yaml"],
+        DATA / "demo-profiles.jsonl",
+        CATALOG,
+        DATA / "demo-capture.jsonl",
+        ReplaySettings(),
     )
 
 

@@ -17,17 +17,20 @@ Checks run cheapest first, and the first problem found is the one reported:
 3. the JSON (``malformed_json``; a top-level value that is neither an object
    nor an array is ``not_an_object``; a batch longer than ``max_batch`` is one
    ``too_large``);
-4. each object's fields, in the order of the contract table (``missing_field``,
-   ``bad_type``, ``bad_timestamp``, ``unknown_device`` for a sighting's beacon
-   or band). A ``null`` optional field counts as absent; a ``null`` required
-   field is ``bad_type``.
+4. each object's fields: first any absent required field (``missing_field``),
+   then each field in the order of the contract table (``bad_type``,
+   ``bad_timestamp``, ``unknown_device`` for a sighting's beacon or band). A
+   ``null`` optional field counts as absent; a ``null`` required field is
+   ``bad_type``.
 
 Order keys (``order_key``) make ``(ts, order_key)`` a total order that does not
 depend on arrival. Each starts with ``{kind}/{device}/`` (kind as in
 :class:`~floorwalker.devices.topics.TopicKind`, device the topic's id, which
 cannot hold a ``/``), then:
 
-* sighting: ``s:{shopper}`` or ``b:{band}``, ``/{beacon}/{rssi}``. Two sightings
+* sighting: ``s:{shopper}`` or ``b:{band}``, ``/{beacon}/{rssi}`` (no part can
+  hold a ``/``: shoppers are checked below, the registry loader refuses such
+  device ids, rssi is an int, so the key cannot be ambiguous). Two sightings
   with equal ts and key are the same reading of the same gateway (a duplicate);
   they can differ only in ``dwell_s``.
 * bell press, POS line, staff ack: the message ``id``. Equal keys at equal ts
@@ -40,16 +43,21 @@ NUL (or an empty one) is ``bad_type``.
 
 POS lines: ``checkout: true`` makes a :class:`Checkout` (``checkout: false`` is
 ignored), else a ``coupon`` makes a :class:`CouponRedeemed`, else ``sku``
-and/or ``category`` make a :class:`PosItem`; none of them is ``missing_field``.
+and/or ``category`` make a :class:`PosItem` (``qty`` > 0, default 1; ``price``
+and ``total`` any finite number, as refunds and discount lines are negative);
+none of them is ``missing_field``.
 
-Speed (CPython 3.11, this 2-core dev box, ``python -m timeit``; orjson.loads of
-the payload alone takes ~0.64 us here): one single-sighting payload on a known
-topic decodes in {SPEED} per message, including orjson.loads. The sighting path is
-written inline with each check's failure branch calling an authoritative
-helper that either accepts the value or raises the precise problem, so the
-common case never pays for good error messages. Routes (topic -> store,
-device, lookups) are cached for topics that resolve; only registry devices can
-resolve, so the cache is bounded by the registries.
+Speed, measured with ``timeit`` (CPython 3.11, orjson 3.13, this 2-core shared VM,
+best of 100 runs of 20 000 calls): one single-sighting payload on a known topic
+decodes in **1.8 us** (p10 2.0 us, median 2.9 us - the VM is noisy), orjson.loads
+included (0.40 us best on its own). A "decoder" with no validation at all (loads,
+six dict lookups, building the tuple) measures 1.4 us best here, so validation
+and error reporting cost about 0.4 us. The sighting path is written inline, each
+check's failure branch calling an authoritative helper that either accepts the
+value after all or raises the precise problem, so the common case never pays for
+good error messages. Routes (topic -> store, device, lookups) are cached for
+topics that resolve; only registry devices resolve, so the cache is bounded by
+the registries and junk topics cannot grow it.
 """
 
 from __future__ import annotations
@@ -452,7 +460,7 @@ class Decoder:
             raw = ""
         detail = f"the decoder could not read this message ({type(exc).__name__})"
         store = store_of(topic, self.settings.prefix)
-        return Rejection("bad_type", str(topic), raw, detail, float(arrival), store)
+        return Rejection("bad_type", str(topic), raw, detail, arrival, store)
 
 
 # -- field helpers: return the valid value or raise _FieldError --------------------------------

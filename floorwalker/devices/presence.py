@@ -120,11 +120,9 @@ class PresenceTracker:
             return NO_CHANGES
         st.last_ts = ts
         st.last_beacon = beacon
-        if ts > st.seen:
-            st.seen = ts
+        st.seen = max(st.seen, ts)
         if zone == st.zone:
-            if ts > st.last_seen:
-                st.last_seen = ts
+            st.last_seen = max(st.last_seen, ts)
             if st.cand is not None:
                 st.cand_score -= 1
                 if st.cand_score <= 0:

@@ -23,6 +23,10 @@ from floorwalker.errors import ConfigError
 
 UNREACHABLE = 1_000_000
 
+_Path = tuple[str | int, ...]
+"""Where in the registry file: keys and list indexes from the top."""
+_Lines = Callable[[_Path], int | None]
+
 
 @dataclass(frozen=True, slots=True)
 class Zone:
@@ -175,10 +179,6 @@ def _line_of(node: Node | None, where: _Path) -> int | None:
 
 def _key_text(node: Node) -> str | None:
     return node.value if isinstance(node, ScalarNode) else None
-
-
-_Path = tuple[str | int, ...]
-_Lines = Callable[[_Path], "int | None"]
 
 
 def _no_lines(where: _Path) -> int | None:

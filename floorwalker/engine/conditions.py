@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from floorwalker.engine.profiles import Profile
@@ -82,39 +83,75 @@ def in_daypart(part: Daypart, moment: datetime) -> bool:
     return minute >= part.start_min or minute < part.end_min
 
 
-def holds(cond: Condition, facts: Facts) -> bool:  # noqa: C901, PLR0911 - one branch per kind
-    profile = facts.profile
-    if isinstance(cond, MarketingConsent):
-        return (profile is not None and profile.marketing) == cond.required
-    if isinstance(cond, TierIn):
-        return profile is not None and profile.tier in cond.tiers
-    if isinstance(cond, SegmentIn):
-        return profile is not None and profile.segment in cond.segments
-    if isinstance(cond, FirstVisit):
-        first = profile is None or profile.first_visit is None
-        return (first and facts.previous_visit is None) == cond.expected
-    if isinstance(cond, LifetimeValue):
-        return _between(profile.lifetime_value if profile else 0.0, cond.at_least, cond.at_most)
-    if isinstance(cond, DaysSinceLastVisit):
-        last = facts.last_visit()
-        if last is None:
-            return False
-        return _between((facts.ts - last) / DAY, cond.at_least, cond.at_most)
-    if isinstance(cond, BirthdayWithin):
-        return profile is not None and _birthday_near(profile, facts.local.date(), cond.days)
-    if isinstance(cond, Daypart):
-        return in_daypart(cond, facts.local)
-    if isinstance(cond, DaysOfWeek):
-        return facts.local.weekday() in cond.days
-    if isinstance(cond, Campaign):
-        today = facts.local.date()
-        return (cond.start is None or today >= cond.start) and (cond.end is None or today <= cond.end)
-    if isinstance(cond, Bought):
-        at = facts.bought_at(cond)
-        return at is not None and 0.0 <= facts.ts - at <= cond.within_s
-    if isinstance(cond, StaffInZone):
-        return facts.staff_in_zone() == cond.expected
-    raise TypeError(f"unknown condition {cond!r}")
+def holds(cond: Condition, facts: Facts) -> bool:
+    check = _CHECKS.get(type(cond))
+    if check is None:
+        raise TypeError(f"unknown condition {cond!r}")
+    return check(cond, facts)
+
+
+def _consent(c: MarketingConsent, f: Facts) -> bool:
+    return (f.profile is not None and f.profile.marketing) == c.required
+
+
+def _tier(c: TierIn, f: Facts) -> bool:
+    return f.profile is not None and f.profile.tier in c.tiers
+
+
+def _segment(c: SegmentIn, f: Facts) -> bool:
+    return f.profile is not None and f.profile.segment in c.segments
+
+
+def _first_visit(c: FirstVisit, f: Facts) -> bool:
+    first = f.profile is None or f.profile.first_visit is None
+    return (first and f.previous_visit is None) == c.expected
+
+
+def _ltv(c: LifetimeValue, f: Facts) -> bool:
+    return _between(f.profile.lifetime_value if f.profile else 0.0, c.at_least, c.at_most)
+
+
+def _since_visit(c: DaysSinceLastVisit, f: Facts) -> bool:
+    last = f.last_visit()
+    return last is not None and _between((f.ts - last) / DAY, c.at_least, c.at_most)
+
+
+def _birthday(c: BirthdayWithin, f: Facts) -> bool:
+    return f.profile is not None and _birthday_near(f.profile, f.local.date(), c.days)
+
+
+def _weekday(c: DaysOfWeek, f: Facts) -> bool:
+    return f.local.weekday() in c.days
+
+
+def _campaign(c: Campaign, f: Facts) -> bool:
+    today = f.local.date()
+    return (c.start is None or today >= c.start) and (c.end is None or today <= c.end)
+
+
+def _bought(c: Bought, f: Facts) -> bool:
+    at = f.bought_at(c)
+    return at is not None and 0.0 <= f.ts - at <= c.within_s
+
+
+def _staff(c: StaffInZone, f: Facts) -> bool:
+    return f.staff_in_zone() == c.expected
+
+
+_CHECKS: dict[type, Callable[[Any, Facts], bool]] = {
+    MarketingConsent: _consent,
+    TierIn: _tier,
+    SegmentIn: _segment,
+    FirstVisit: _first_visit,
+    LifetimeValue: _ltv,
+    DaysSinceLastVisit: _since_visit,
+    BirthdayWithin: _birthday,
+    Daypart: lambda c, f: in_daypart(c, f.local),
+    DaysOfWeek: _weekday,
+    Campaign: _campaign,
+    Bought: _bought,
+    StaffInZone: _staff,
+}
 
 
 def _between(value: float, low: float | None, high: float | None) -> bool:

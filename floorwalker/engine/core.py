@@ -53,7 +53,6 @@ from floorwalker.engine.index import (
     FIRE,
     SEQ_FIRST,
     SEQ_THEN,
-    CompiledRules,
     Listener,
     Listeners,
     compile_rules,
@@ -119,6 +118,14 @@ class Engine:
         self.compiled = compile_rules(rules, registries)
         self.stores = {sid: self._new_store(reg) for sid, reg in registries.items()}
         self.decider = Decider(self, on_decision)
+        self._composite: dict[int, Callable[[StoreState, Rule, tuple[str, str], Context], None]] = {
+            SEQ_FIRST: self._seq_first,
+            SEQ_THEN: self._seq_then,
+            ABS_AFTER: self._abs_after,
+            ABS_MISSING: self._abs_missing,
+            COUNT_OF: self._count,
+            COUNT_RESET: self._count_reset,
+        }
         self._handlers: dict[type, Callable[[StoreState, Event], None]] = {
             Sighting: self._on_sighting,  # type: ignore[dict-item]
             BellPress: self._on_bell,  # type: ignore[dict-item]
@@ -171,7 +178,11 @@ class Engine:
         held, timers = self._held, self.timers
         while True:
             next_timer = timers.next_due()
-            if held and held[0].ts <= watermark and (next_timer is None or held[0].ts <= next_timer):
+            if (
+                held
+                and held[0].ts <= watermark
+                and (next_timer is None or held[0].ts <= next_timer)
+            ):
                 event = heapq.heappop(held).event
                 self._process(self.stores[event.store], event)
                 continue
@@ -285,7 +296,12 @@ class Engine:
 
     def _on_pos_item(self, st: StoreState, ev: PosItem) -> None:
         ctx = Context("pos_item", st.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
-        ctx.shopper, ctx.receipt, ctx.category, ctx.sku = ev.shopper, ev.receipt, ev.category, ev.sku
+        ctx.shopper, ctx.receipt, ctx.category, ctx.sku = (
+            ev.shopper,
+            ev.receipt,
+            ev.category,
+            ev.sku,
+        )
         ctx.qty, ctx.price = ev.qty, ev.price
         if ev.shopper is not None:
             ctx.zone = st.presence.zone_of(ev.shopper)
@@ -336,7 +352,7 @@ class Engine:
             if _extra_match(listener, ctx, st):
                 self._apply(st, listener, ctx)
 
-    def _apply(self, st: StoreState, lst: Listener, ctx: Context) -> None:  # noqa: C901
+    def _apply(self, st: StoreState, lst: Listener, ctx: Context) -> None:
         role, rule = lst.role, lst.rule
         if role == BOUGHT:
             if ctx.shopper is not None:
@@ -348,38 +364,54 @@ class Engine:
             return
         trig = rule.when
         key = ctx.key(trig.by) if isinstance(trig, Sequence | Absence | Count) else None
-        if key is None:
-            return
-        if role == SEQ_FIRST:
-            st.seq_first[(rule.id, key)] = ctx.ts
-        elif role == SEQ_THEN and isinstance(trig, Sequence):
-            first = st.seq_first.get((rule.id, key))
-            if first is not None and 0.0 <= ctx.ts - first <= trig.within_s:
-                del st.seq_first[(rule.id, key)]
-                self.decider.fire(st, rule, ctx)
-        elif role == ABS_AFTER and isinstance(trig, Absence):
-            if (rule.id, key) not in st.absence:
-                st.absence[(rule.id, key)] = ctx
-                self.timers.schedule(
-                    ctx.ts + trig.within_s, "absence", (st.store, rule.id, key, ctx.ts)
-                )
-        elif role == ABS_MISSING and isinstance(trig, Absence):
-            pending = st.absence.get((rule.id, key))
-            if pending is not None and pending.ts <= ctx.ts <= pending.ts + trig.within_s:
-                del st.absence[(rule.id, key)]
-        elif role == COUNT_OF and isinstance(trig, Count):
-            self._count(st, rule, trig, key, ctx)
-        elif role == COUNT_RESET:
-            st.counts.pop((rule.id, key), None)
+        if key is not None:
+            self._composite[role](st, rule, (rule.id, key), ctx)
 
-    def _count(self, st: StoreState, rule: Rule, trig: Count, key: str, ctx: Context) -> None:
-        window = st.counts.setdefault((rule.id, key), [])
+    def _seq_first(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        st.seq_first[key] = ctx.ts
+
+    def _seq_then(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        trig = rule.when
+        first = st.seq_first.get(key)
+        if (
+            isinstance(trig, Sequence)
+            and first is not None
+            and 0.0 <= ctx.ts - first <= trig.within_s
+        ):
+            del st.seq_first[key]
+            self.decider.fire(st, rule, ctx)
+
+    def _abs_after(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        trig = rule.when
+        if isinstance(trig, Absence) and key not in st.absence:
+            # A second `after` while one is pending does not restart the window.
+            st.absence[key] = ctx
+            self.timers.schedule(ctx.ts + trig.within_s, "absence", (st.store, *key, ctx.ts))
+
+    def _abs_missing(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        trig = rule.when
+        pending = st.absence.get(key)
+        if (
+            isinstance(trig, Absence)
+            and pending is not None
+            and pending.ts <= ctx.ts <= pending.ts + trig.within_s
+        ):
+            del st.absence[key]
+
+    def _count_reset(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        st.counts.pop(key, None)
+
+    def _count(self, st: StoreState, rule: Rule, key: tuple[str, str], ctx: Context) -> None:
+        trig = rule.when
+        if not isinstance(trig, Count):
+            return
+        window = st.counts.setdefault(key, [])
         window.append(ctx.ts)
         horizon = ctx.ts - trig.within_s
         window[:] = [t for t in window if t >= horizon]
         if len(window) >= trig.at_least:
             n = len(window)
-            del st.counts[(rule.id, key)]
+            del st.counts[key]  # the next firing needs a fresh `at_least`
             self.decider.fire(st, rule, ctx.copy(count=n))
 
     # ------------------------------------------------------------------ timers
@@ -409,7 +441,9 @@ class Engine:
             return
         if not tracker.dwell_confirmed(subject, zone, since, due):
             # Unseen lately: maybe gone. Look again shortly instead of guessing.
-            self.timers.schedule(due + DWELL_POLL_S, "dwell", (st.store, subject, zone, since, threshold))
+            self.timers.schedule(
+                due + DWELL_POLL_S, "dwell", (st.store, subject, zone, since, threshold)
+            )
             return
         ctx = Context("dwell", st.store, due, f"dwell:{subject}:{zone}:{since!r}:{threshold!r}")
         ctx.shopper, ctx.zone = subject, zone
@@ -433,7 +467,9 @@ class Engine:
         elif not staff:
             self._on_change(st, change)
 
-    def _on_absence(self, st: StoreState, rule_id: str, key: str, started: float, due: float) -> None:
+    def _on_absence(
+        self, st: StoreState, rule_id: str, key: str, started: float, due: float
+    ) -> None:
         pending = st.absence.get((rule_id, key))
         if pending is None or pending.ts != started:
             return

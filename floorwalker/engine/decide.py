@@ -82,7 +82,9 @@ class Decider:
     def _refuse_all(self, st: StoreState, rule: Rule, ctx: Context, reason: str) -> None:
         for spec in rule.actions:
             kind = "offer" if isinstance(spec, OfferSpec) else "alert"
-            action_id = stable_id("of-" if kind == "offer" else "al-", rule.id, st.store, ctx.source)
+            action_id = stable_id(
+                "of-" if kind == "offer" else "al-", rule.id, st.store, ctx.source
+            )
             self.decide(ctx.ts, st.store, rule.id, kind, _subject(ctx), None, reason, action_id)
 
     # ------------------------------------------------------------------ offers
@@ -131,12 +133,16 @@ class Decider:
                 served.add(cand.shopper)
                 self._send_offer(cand)
             else:
-                self.decide(ctx.ts, st.store, rule.id, "offer", cand.shopper, None, reason, cand.action_id)
+                self.decide(
+                    ctx.ts, st.store, rule.id, "offer", cand.shopper, None, reason, cand.action_id
+                )
 
     def _offer_ticket(self, c: _Candidate) -> Ticket:
         rule, ctx, st = c.rule, c.ctx, c.st
         policy = self.engine.compiled.ruleset.policy
-        counters = self._caps(st, rule.limits.per_shopper, f"cap:{rule.id}:offer", c.shopper, ctx, "cap")
+        counters = self._caps(
+            st, rule.limits.per_shopper, f"cap:{rule.id}:offer", c.shopper, ctx, "cap"
+        )
         counters += self._caps(st, policy.per_shopper, "capall", c.shopper, ctx, "cap_all_rules")
         budget = rule.limits.budget
         code = coupon_code(c.action_id, c.spec.code_prefix)
@@ -165,7 +171,13 @@ class Decider:
         )
 
     def _caps(
-        self, st: StoreState, caps: tuple[Cap, ...], prefix: str, shopper: str, ctx: Context, reason: str
+        self,
+        st: StoreState,
+        caps: tuple[Cap, ...],
+        prefix: str,
+        shopper: str,
+        ctx: Context,
+        reason: str,
     ) -> tuple[CounterLimit, ...]:
         tz = st.registry.tzinfo
         visit = st.visit_start(shopper)
@@ -195,7 +207,7 @@ class Decider:
             expires=ctx.ts + spec.expires_s,
         )
         stats.coupons[c.rule.id] += 1
-        stats.spent[c.rule.id] += spec.cost
+        stats.spent[c.rule.id] = stats.spent.get(c.rule.id, 0.0) + spec.cost
         self.engine.emit(offer)
         self.decide(ctx.ts, c.st.store, c.rule.id, "offer", c.shopper, True, "sent", c.action_id)
 
@@ -249,7 +261,9 @@ class Decider:
         )
         band = st.staff.route(spec.to, zone or None, alert.advisor)
         if band is None:
-            self.decide(ctx.ts, st.store, rule.id, "alert", subject, None, "no_staff_available", alert_id)
+            self.decide(
+                ctx.ts, st.store, rule.id, "alert", subject, None, "no_staff_available", alert_id
+            )
             if not spec.escalate:
                 return
         st.alerts.add(alert)
@@ -287,7 +301,9 @@ class Decider:
 
     def _reroute(self, st: StoreState, alert: OpenAlert, targets: Any, ts: float) -> None:
         paged = frozenset(alert.bands) | alert.declined
-        band = st.staff.route(targets, alert.zone or None, alert.advisor, paged, frozenset(alert.declined))
+        band = st.staff.route(
+            targets, alert.zone or None, alert.advisor, paged, frozenset(alert.declined)
+        )
         if band is None:
             subject = alert.shopper or alert.bell or alert.zone
             reason = "no_staff_available"

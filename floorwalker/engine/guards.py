@@ -185,7 +185,8 @@ class InMemoryGuardStore:
 
     def __len__(self) -> int:
         return sum(
-            len(t) for t in (self._seen, self._counters, self._cooldown, self._fatigue, self._coupons)
+            len(t)
+            for t in (self._seen, self._counters, self._cooldown, self._fatigue, self._coupons)
         )
 
 

@@ -118,63 +118,93 @@ def _zones_for(pattern: Pattern, registry: Registry) -> Iterable[str]:
     return sorted(found)
 
 
-def _store_index(registry: Registry, listeners: list[Listener]) -> StoreIndex:
-    enter: dict[str, list[Listener]] = defaultdict(list)
-    leave: dict[str, list[Listener]] = defaultdict(list)
-    dwell: dict[str, dict[float, list[Listener]]] = defaultdict(lambda: defaultdict(list))
-    visit: list[Listener] = []
-    bell: dict[str | None, list[Listener]] = defaultdict(list)
-    pos_cat: dict[str, list[Listener]] = defaultdict(list)
-    pos_sku: dict[str, list[Listener]] = defaultdict(list)
-    pos_any: list[Listener] = []
-    checkout: list[Listener] = []
-    coupon: dict[str | None, list[Listener]] = defaultdict(list)
-    ack: dict[str | None, list[Listener]] = defaultdict(list)
-    for lst in listeners:
+class _StoreIndexBuilder:
+    """Files each listener under the key its pattern can be looked up by."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.enter: dict[str, list[Listener]] = defaultdict(list)
+        self.leave: dict[str, list[Listener]] = defaultdict(list)
+        self.dwell: dict[str, dict[float, list[Listener]]] = defaultdict(lambda: defaultdict(list))
+        self.visit: list[Listener] = []
+        self.bell: dict[str | None, list[Listener]] = defaultdict(list)
+        self.pos_cat: dict[str, list[Listener]] = defaultdict(list)
+        self.pos_sku: dict[str, list[Listener]] = defaultdict(list)
+        self.pos_any: list[Listener] = []
+        self.checkout: list[Listener] = []
+        self.coupon: dict[str | None, list[Listener]] = defaultdict(list)
+        self.ack: dict[str | None, list[Listener]] = defaultdict(list)
+
+    def add(self, lst: Listener) -> None:
         p = lst.pattern
         if p.kind in ("enter", "leave", "dwell"):
-            for zone in _zones_for(p, registry):
-                if p.kind == "enter":
-                    enter[zone].append(lst)
-                elif p.kind == "leave":
-                    leave[zone].append(lst)
-                else:
-                    dwell[zone][p.dwell_s].append(lst)
+            self._add_zone(lst)
         elif p.kind == "visit_start":
-            visit.append(lst)
+            self.visit.append(lst)
         elif p.kind == "bell":
-            for reason in p.reasons or (None,):
-                bell[reason].append(lst)
+            _file(self.bell, p.reasons, lst)
         elif p.kind == "pos_item":
-            if p.categories:
-                for cat in p.categories:
-                    pos_cat[cat].append(lst)
-            elif p.skus:
-                for sku in p.skus:
-                    pos_sku[sku].append(lst)
-            else:
-                pos_any.append(lst)
+            self._add_pos(lst)
         elif p.kind == "checkout":
-            checkout.append(lst)
+            self.checkout.append(lst)
         elif p.kind == "coupon_redeemed":
-            for offer in p.offers or (None,):
-                coupon[offer].append(lst)
+            _file(self.coupon, p.offers, lst)
         elif p.kind == "staff_ack":
-            for answer in p.ack_actions or (None,):
-                ack[answer].append(lst)
-    return StoreIndex(
-        enter=_freeze(enter),
-        leave=_freeze(leave),
-        dwell={z: tuple((t, tuple(ls)) for t, ls in sorted(by.items())) for z, by in dwell.items()},
-        visit=tuple(visit),
-        bell=_freeze(bell),
-        pos_category=_freeze(pos_cat),
-        pos_sku=_freeze(pos_sku),
-        pos_any=tuple(pos_any),
-        checkout=tuple(checkout),
-        coupon=_freeze(coupon),
-        ack=_freeze(ack),
-    )
+            _file(self.ack, p.ack_actions, lst)
+
+    def _add_zone(self, lst: Listener) -> None:
+        p = lst.pattern
+        for zone in _zones_for(p, self.registry):
+            if p.kind == "enter":
+                self.enter[zone].append(lst)
+            elif p.kind == "leave":
+                self.leave[zone].append(lst)
+            else:
+                self.dwell[zone][p.dwell_s].append(lst)
+
+    def _add_pos(self, lst: Listener) -> None:
+        p = lst.pattern
+        # A pattern with both categories and skus is filed by category; the sku is
+        # checked when it matches (see core._extra_match).
+        if p.categories:
+            for cat in p.categories:
+                self.pos_cat[cat].append(lst)
+        elif p.skus:
+            for sku in p.skus:
+                self.pos_sku[sku].append(lst)
+        else:
+            self.pos_any.append(lst)
+
+    def build(self) -> StoreIndex:
+        return StoreIndex(
+            enter=_freeze(self.enter),
+            leave=_freeze(self.leave),
+            dwell={
+                zone: tuple((t, tuple(ls)) for t, ls in sorted(by.items()))
+                for zone, by in self.dwell.items()
+            },
+            visit=tuple(self.visit),
+            bell=_freeze(self.bell),
+            pos_category=_freeze(self.pos_cat),
+            pos_sku=_freeze(self.pos_sku),
+            pos_any=tuple(self.pos_any),
+            checkout=tuple(self.checkout),
+            coupon=_freeze(self.coupon),
+            ack=_freeze(self.ack),
+        )
+
+
+def _store_index(registry: Registry, listeners: list[Listener]) -> StoreIndex:
+    builder = _StoreIndexBuilder(registry)
+    for lst in listeners:
+        builder.add(lst)
+    return builder.build()
+
+
+def _file(table: dict[str | None, list[Listener]], keys: frozenset[str], lst: Listener) -> None:
+    """File under each key, or under None ("any") when the pattern names none."""
+    for key in sorted(keys) or [None]:
+        table[key].append(lst)
 
 
 def _freeze(table: Mapping[_K, list[Listener]]) -> dict[_K, Listeners]:

@@ -69,7 +69,7 @@ def parse_profile(obj: Mapping[str, Any]) -> Profile:
         raise ValueError(f"`segment` must be one of {', '.join(SEGMENTS)}, got {segment!r}")
     consent = obj.get("consent") or {}
     if not isinstance(consent, Mapping):
-        raise ValueError("`consent` must be an object like {\"marketing\": true}")
+        raise ValueError('`consent` must be an object like {"marketing": true}')
     return Profile(
         shopper=shopper,
         tier=tier,

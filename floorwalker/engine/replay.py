@@ -8,7 +8,6 @@ budget: guard state is a fresh in-memory store.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import orjson
 from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Rejection
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.actions import Action, Decision
+from floorwalker.engine.actions import Decision
 from floorwalker.engine.core import Engine, EngineSettings
 from floorwalker.engine.profiles import ProfileSource
 from floorwalker.rules.model import RuleSet
@@ -42,27 +41,40 @@ class CaptureLine:
     payload: bytes
 
 
+class Capture:
+    """A capture file read line by line; ``position`` (bytes read) drives progress bars."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self.position = 0
+
+    def __iter__(self) -> Iterator[CaptureLine | Rejection]:
+        with self.path.open("rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                self.position += len(line)
+                if line.strip():
+                    yield _parse_line(number, line)
+
+
 def read_capture(path: Path) -> Iterator[CaptureLine | Rejection]:
     """Yield capture lines; a line that is not a capture record yields a Rejection."""
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-                topic = record["topic"]
-                payload = record["payload"]
-                if not isinstance(topic, str):
-                    raise TypeError("topic")
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                raw = line.decode("utf-8", "replace").rstrip("\n")
-                yield Rejection(
-                    "malformed_json", "", raw, f"capture line {number} is not a capture record",
-                    0.0, None,
-                )
-                continue
-            body = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
-            yield CaptureLine(number, topic, body)
+    return iter(Capture(path))
+
+
+def _parse_line(number: int, line: bytes) -> CaptureLine | Rejection:
+    try:
+        record = orjson.loads(line)
+        topic = record["topic"]
+        payload = record["payload"]
+        if not isinstance(topic, str):
+            raise TypeError("topic")
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raw = line.decode("utf-8", "replace").rstrip("\n")
+        detail = f"capture line {number} is not a capture record"
+        return Rejection("malformed_json", "", raw, detail, 0.0, None)
+    body = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+    return CaptureLine(number, topic, body)
 
 
 class Replay:
@@ -129,11 +141,3 @@ def write_jsonl(stream: IO[bytes]) -> Callable[[float, str, Any], None]:
         stream.write(orjson.dumps({"at": at, "topic": topic, "payload": payload}) + b"\n")
 
     return out
-
-
-def actions_of(items: list[Action]) -> list[dict[str, Any]]:
-    return [{"at": a.ts, "topic": a.topic(), "payload": a.payload()} for a in items]
-
-
-def stdout_bytes() -> IO[bytes]:
-    return sys.stdout.buffer

@@ -105,7 +105,7 @@ class StoreState:
         for table in (self.seq_first, self.absence, self.counts):
             doomed = [k for k in table if k[1] == shopper]
             for k in doomed:
-                del table[k]  # type: ignore[attr-defined]
+                del table[k]
             removed += len(doomed)
         doomed_b = [k for k in self.bought if k[1] == shopper]
         for kb in doomed_b:

@@ -21,7 +21,7 @@ class EngineStats:
     suppressed: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(rule, reason) -> count"""
     coupons: Counter[str] = field(default_factory=Counter)
-    spent: Counter[str] = field(default_factory=Counter)
+    spent: dict[str, float] = field(default_factory=dict)
     redeemed: Counter[str] = field(default_factory=Counter)
     redemptions_refused: Counter[str] = field(default_factory=Counter)
     response_s: dict[str, list[float]] = field(default_factory=dict)
@@ -43,7 +43,7 @@ class EngineStats:
                 reason: n for (r, reason), n in sorted(self.suppressed.items()) if r == rule
             },
             "coupons": self.coupons[rule],
-            "budget_spent": round(self.spent[rule], 2),
+            "budget_spent": round(self.spent.get(rule, 0.0), 2),
             "redeemed": self.redeemed[rule],
         }
         if times:

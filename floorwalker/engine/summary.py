@@ -7,7 +7,10 @@ from floorwalker.engine.stats import EngineStats
 
 def format_summary(stats: EngineStats) -> str:
     lines = ["", "Per-rule summary", "=" * 78]
-    header = f"{'rule':<24}{'fired':>7}{'offers':>8}{'alerts':>8}{'coupons':>9}{'spent':>10}{'redeemed':>10}"
+    header = (
+        f"{'rule':<24}{'fired':>7}{'offers':>8}{'alerts':>8}"
+        f"{'coupons':>9}{'spent':>10}{'redeemed':>10}"
+    )
     lines.append(header)
     lines.append("-" * 78)
     for rule in stats.rules():

@@ -67,7 +67,9 @@ class StoreScenario:
             from floorwalker.rules.loader import load_rules  # noqa: PLC0415 - optional front end
 
             rules = load_rules(rules)
-        self.registry = registry if isinstance(registry, Registry) else Registry.from_mapping(registry)
+        self.registry = (
+            registry if isinstance(registry, Registry) else Registry.from_mapping(registry)
+        )
         self.store = self.registry.store
         self.profiles = ProfileBook({p.shopper: p for p in profiles})
         self.decisions: list[Decision] = []
@@ -158,34 +160,66 @@ class StoreScenario:
         return events
 
     def bell(
-        self, ts: float, bell: str, *, reason: str | None = None, shopper: str | None = None,
-        id: str | None = None,  # noqa: A002 - the wire field is called id
+        self,
+        ts: float,
+        bell: str,
+        *,
+        reason: str | None = None,
+        shopper: str | None = None,
+        id: str | None = None,
     ) -> BellPress:
         press = id or self._key("press")
         ev = BellPress(
-            self.store, bell, press, ts, self.registry.bells[bell], shopper, reason,
+            self.store,
+            bell,
+            press,
+            ts,
+            self.registry.bells[bell],
+            shopper,
+            reason,
             f"bell|{bell}|{press}",
         )
         self.send(ev)
         return ev
 
     def pos_item(
-        self, ts: float, *, category: str | None = None, sku: str | None = None,
-        shopper: str | None = None, receipt: str = "r-1", price: float | None = 9.9,
-        terminal: str | None = None, id: str | None = None,  # noqa: A002
+        self,
+        ts: float,
+        *,
+        category: str | None = None,
+        sku: str | None = None,
+        shopper: str | None = None,
+        receipt: str = "r-1",
+        price: float | None = 9.9,
+        terminal: str | None = None,
+        id: str | None = None,
     ) -> PosItem:
         term = terminal or next(iter(sorted(self.registry.terminals)), "pos-1")
         line = id or self._key("line")
         ev = PosItem(
-            self.store, term, line, ts, receipt, shopper, sku, category, 1.0, price,
+            self.store,
+            term,
+            line,
+            ts,
+            receipt,
+            shopper,
+            sku,
+            category,
+            1.0,
+            price,
             f"pos|{term}|{line}",
         )
         self.send(ev)
         return ev
 
     def checkout(
-        self, ts: float, *, total: float, shopper: str | None = None, receipt: str = "r-1",
-        id: str | None = None,  # noqa: A002
+        self,
+        ts: float,
+        *,
+        total: float,
+        shopper: str | None = None,
+        receipt: str = "r-1",
+        id: str | None = None,
     ) -> Checkout:
         term = next(iter(sorted(self.registry.terminals)), "pos-1")
         line = id or self._key("line")
@@ -194,25 +228,38 @@ class StoreScenario:
         return ev
 
     def redeem(
-        self, ts: float, code: str, *, shopper: str | None = None, receipt: str = "r-1",
-        id: str | None = None,  # noqa: A002
+        self,
+        ts: float,
+        code: str,
+        *,
+        shopper: str | None = None,
+        receipt: str = "r-1",
+        id: str | None = None,
     ) -> CouponRedeemed:
         term = next(iter(sorted(self.registry.terminals)), "pos-1")
         line = id or self._key("line")
-        ev = CouponRedeemed(self.store, term, line, ts, receipt, shopper, code, f"pos|{term}|{line}")
+        ev = CouponRedeemed(
+            self.store, term, line, ts, receipt, shopper, code, f"pos|{term}|{line}"
+        )
         self.send(ev)
         return ev
 
     def ack(
-        self, ts: float, band: str, alert: str, action: str = "ack",
-        id: str | None = None,  # noqa: A002
+        self,
+        ts: float,
+        band: str,
+        alert: str,
+        action: str = "ack",
+        id: str | None = None,
     ) -> StaffAck:
         answer = id or self._key("ack")
         ev = StaffAck(self.store, band, answer, ts, alert, action, f"ack|{band}|{answer}")
         self.send(ev)
         return ev
 
-    def status(self, ts: float, device: str, *, online: bool, battery: float | None = None) -> DeviceStatus:
+    def status(
+        self, ts: float, device: str, *, online: bool, battery: float | None = None
+    ) -> DeviceStatus:
         ev = DeviceStatus(self.store, device, ts, online, battery, f"st|{device}")
         self.send(ev)
         return ev

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import string
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -35,9 +35,22 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from floorwalker.rules.durations import DURATION_PATTERN, DurationError, format_duration
-from floorwalker.rules.durations import parse_duration as _parse_duration
-from floorwalker.rules.model import SIGNAL_KINDS, KeyName, Period, Priority, Segment, Tier
+from floorwalker.rules.durations import (
+    DURATION_PATTERN,
+    DurationError,
+    format_duration,
+    parse_duration,
+)
+from floorwalker.rules.model import (
+    SEGMENTS,
+    SIGNAL_KINDS,
+    TIERS,
+    KeyName,
+    Period,
+    Priority,
+    Segment,
+    Tier,
+)
 from floorwalker.rules.vocabulary import Vocabulary, closest
 
 ISSUE_TYPE = "floorwalker"
@@ -84,7 +97,7 @@ def _vocabulary(info: ValidationInfo) -> Vocabulary | None:
 
 def _duration(value: Any) -> float:
     try:
-        return _parse_duration(value)
+        return parse_duration(value)
     except DurationError as exc:
         raise issue(str(exc)) from exc
 
@@ -107,16 +120,19 @@ def _date(value: Any) -> date:
 
 def _fraction(value: Any) -> float:
     if isinstance(value, str) and re.match(PERCENT_PATTERN, value):
-        value = float(value[:-1]) / 100
-    elif isinstance(value, bool) or not isinstance(value, int | float):
+        share = float(value[:-1]) / 100
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        share = float(value)
+    else:
         raise issue(f'`{value}` is not a share of shoppers; write a percentage like "10%" or 0.1')
-    if not 0 <= value < 1:
-        hint = f"{value:g}%" if 1 <= value < 100 else None
+    if not 0 <= share < 1:
+        # `holdout: 10` almost always means ten percent.
+        hint = f"{share:g}%" if 1 <= share < 100 and not isinstance(value, str) else None
         raise issue(
-            f'`{value}` is not a share between 0 and 1; write a percentage like "10%" or 0.1',
+            f'`{value}` is not a share below 100%; write a percentage like "10%" or 0.1',
             suggestion=hint,
         )
-    return float(value)
+    return share
 
 
 def _slug(value: str) -> str:
@@ -180,9 +196,8 @@ def _message(value: str) -> str:
     return value
 
 
-def _one_or_many(item: dict[str, Any], *, min_items: int = 1) -> WithJsonSchema:
-    many = {"type": "array", "items": item, "minItems": min_items}
-    return WithJsonSchema({"anyOf": [item, many]})
+def _one_or_many(item: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]})
 
 
 _STRING: dict[str, Any] = {"type": "string", "minLength": 1}
@@ -244,19 +259,19 @@ AckActions = Annotated[
     list[AckAction],
     BeforeValidator(_listify),
     Field(min_length=1),
-    _one_or_many(_enum(("ack", "done", "decline"))),
+    _one_or_many(_enum(get_args(AckAction))),
 ]
 Tiers = Annotated[
     list[Tier],
     BeforeValidator(_listify),
     Field(min_length=1),
-    _one_or_many(_enum(("member", "silver", "gold", "vip"))),
+    _one_or_many(_enum(TIERS)),
 ]
 Segments = Annotated[
     list[Segment],
     BeforeValidator(_listify),
     Field(min_length=1),
-    _one_or_many(_enum(("loyal", "growing", "dormant", "regular"))),
+    _one_or_many(_enum(SEGMENTS)),
 ]
 Weekdays = Annotated[
     list[Weekday], BeforeValidator(_listify), Field(min_length=1), _one_or_many(_enum(WEEKDAYS))
@@ -477,8 +492,8 @@ class ValueRange(_Range):
 class TimeWindow(_Model):
     """Store-local times of day from `from` up to (not including) `to`; may wrap midnight."""
 
-    start: TimeOfDay = Field(alias="from", description='Start time, "HH:MM" (included).')
-    end: TimeOfDay = Field(alias="to", description='End time, "HH:MM" (not included).')
+    start: TimeOfDay = Field(alias="from", description='Start time as "HH:MM", included.')
+    end: TimeOfDay = Field(alias="to", description='End time as "HH:MM", not included.')
 
     @model_validator(mode="after")
     def _not_empty(self) -> TimeWindow:
@@ -630,8 +645,8 @@ class EscalationModel(_Model):
 
     after: Duration = Field(description="Time since the alert was raised, e.g. 30s.")
     to: EscalationTargets = Field(
-        description="Who: next (the next nearest not yet alerted), nearest, advisor or "
-        "{role: NAME}; a list is tried in order."
+        description="Who: next (the nearest staff member not yet alerted), nearest, advisor "
+        "or {role: NAME}; a list is tried in order."
     )
 
 

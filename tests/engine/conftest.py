@@ -55,17 +55,52 @@ STORE: dict[str, Any] = {
 }
 
 PROFILES = [
-    Profile("app-loyal", tier="gold", segment="loyal", marketing=True, first_visit=T0 - 400 * DAY,
-            last_visit=T0 - 3 * DAY, lifetime_value=1200.0),
-    Profile("app-nocons", tier="member", segment="regular", marketing=False,
-            first_visit=T0 - 100 * DAY, last_visit=T0 - DAY),
-    Profile("app-vip", tier="vip", segment="loyal", marketing=True, first_visit=T0 - 900 * DAY,
-            last_visit=T0 - 10 * DAY, lifetime_value=30000.0, advisor="band-08"),
-    Profile("app-dormant", tier="gold", segment="dormant", marketing=True,
-            first_visit=T0 - 1000 * DAY, last_visit=T0 - 200 * DAY, lifetime_value=8000.0,
-            advisor="band-07"),
-    Profile("app-bday", tier="silver", segment="growing", marketing=True, birthday=(11, 25),
-            first_visit=T0 - 300 * DAY, last_visit=T0 - 20 * DAY),
+    Profile(
+        "app-loyal",
+        tier="gold",
+        segment="loyal",
+        marketing=True,
+        first_visit=T0 - 400 * DAY,
+        last_visit=T0 - 3 * DAY,
+        lifetime_value=1200.0,
+    ),
+    Profile(
+        "app-nocons",
+        tier="member",
+        segment="regular",
+        marketing=False,
+        first_visit=T0 - 100 * DAY,
+        last_visit=T0 - DAY,
+    ),
+    Profile(
+        "app-vip",
+        tier="vip",
+        segment="loyal",
+        marketing=True,
+        first_visit=T0 - 900 * DAY,
+        last_visit=T0 - 10 * DAY,
+        lifetime_value=30000.0,
+        advisor="band-08",
+    ),
+    Profile(
+        "app-dormant",
+        tier="gold",
+        segment="dormant",
+        marketing=True,
+        first_visit=T0 - 1000 * DAY,
+        last_visit=T0 - 200 * DAY,
+        lifetime_value=8000.0,
+        advisor="band-07",
+    ),
+    Profile(
+        "app-bday",
+        tier="silver",
+        segment="growing",
+        marketing=True,
+        birthday=(11, 25),
+        first_visit=T0 - 300 * DAY,
+        last_visit=T0 - 20 * DAY,
+    ),
 ]
 
 

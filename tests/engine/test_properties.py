@@ -29,10 +29,20 @@ BANDS = sorted(STORE["staff"])
 CATEGORIES = ["yogurt", "cosmetics", "infant-formula", "coffee", "bread"]
 
 step = st.one_of(
-    st.tuples(st.just("see"), st.sampled_from(SHOPPERS), st.sampled_from(BEACONS),
-              st.integers(-92, -50), st.integers(1, 12)),
-    st.tuples(st.just("staff"), st.sampled_from(BANDS), st.sampled_from(BEACONS),
-              st.integers(-80, -50), st.integers(1, 12)),
+    st.tuples(
+        st.just("see"),
+        st.sampled_from(SHOPPERS),
+        st.sampled_from(BEACONS),
+        st.integers(-92, -50),
+        st.integers(1, 12),
+    ),
+    st.tuples(
+        st.just("staff"),
+        st.sampled_from(BANDS),
+        st.sampled_from(BEACONS),
+        st.integers(-80, -50),
+        st.integers(1, 12),
+    ),
     st.tuples(st.just("bell"), st.sampled_from(["bell-dairy", "bell-appl"])),
     st.tuples(st.just("pos"), st.sampled_from(SHOPPERS), st.sampled_from(CATEGORIES)),
 )
@@ -48,7 +58,9 @@ def build(script: list[tuple[float, Any]]) -> list[Event]:
         t += gap
         if kind in ("see", "staff"):
             who, beacon, rssi, n = args
-            events += [sc.sighting(t + i, who, beacon, rssi, staff=kind == "staff") for i in range(n)]
+            events += [
+                sc.sighting(t + i, who, beacon, rssi, staff=kind == "staff") for i in range(n)
+            ]
         elif kind == "bell":
             events.append(sc.bell(t, args[0]))
         else:
@@ -111,7 +123,9 @@ def test_duplicate_delivery_never_doubles(
     arrivals.sort(key=lambda a: a[0])
     got = feed(twice, arrivals)
     assert sorted(map(repr, got)) == sorted(map(repr, expected))
-    assert len({a.id for a in got if hasattr(a, "code")}) == len([a for a in got if hasattr(a, "code")])
+    assert len({a.id for a in got if hasattr(a, "code")}) == len(
+        [a for a in got if hasattr(a, "code")]
+    )
 
 
 @PROPS

@@ -259,7 +259,7 @@ def test_policy_and_vocabulary_files_are_checked_too(tmp_path: Path) -> None:
     assert (Path(policy.file).name, *_at(policy), policy.suggestion) == (
         "policy.yaml",
         2,
-        22,
+        21,
         "day",
     )
     assert (Path(vocabulary.file).name, *_at(vocabulary)) == ("vocabulary.yaml", 1, 12)
@@ -279,6 +279,12 @@ def test_every_problem_of_every_file_is_listed_in_order(tmp_path: Path) -> None:
         ("b.yaml", 3, 39),
     ]
     assert str(problems[0]) == (
-        f"{tmp_path / 'a.yaml'}:3:13: alert.to: `nobody` is not allowed; use one of nearest, "
-        "advisor"
+        f"{tmp_path / 'a.yaml'}:3:13: alert.to: `nobody` is not someone to alert; "
+        "use nearest, advisor or {role: NAME} (did you mean `{role: nobody}`?)"
     )
+
+
+def test_a_role_written_as_a_target_suggests_the_role_form(tmp_path: Path) -> None:
+    problem = _only(tmp_path, "id: r\nwhen: {bell: {}}\nalert: {to: manager, message: hi}\n")
+    assert _at(problem) == (3, 13)
+    assert problem.suggestion == "{role: manager}"

@@ -1,0 +1,646 @@
+"""``floorwalker bench core``: how fast the engine core is, and what it costs to hold.
+
+Everything is measured in one process, on one core, in one run, so the
+baselines and the variants share the machine's state:
+
+* **core throughput** — pre-built typed events (synthetic traffic of several
+  stores, cloned from the demo store with different store ids, thousands of
+  shoppers in the stores at once) through ``Engine.advance_to / ingest /
+  drain``, exactly as a runner calls them. Four rule sets on the same events:
+  none (presence tracking only), the 11 catalog rules, the catalog plus
+  ``extra_rules`` rules the traffic can never trigger (which the index must
+  skip), and the catalog plus ``extra_rules`` rules that do match the traffic
+  in the proportions a real catalog might (see :mod:`.rulegen`).
+* **decode + core** — the same traffic as wire bytes through the real
+  :class:`~floorwalker.devices.decode.Decoder`, then the engine.
+* **memory per active shopper** — many shoppers arrive within a short window;
+  wire bytes go through the decoder into a fresh engine (so every string the
+  engine keeps is its own, as live) until all are in the store; the engine's
+  growth (tracemalloc, and RSS as a cross-check) divided by the number of
+  shoppers it tracks. That includes presence, visits, timers, guard-store
+  entries for the offers they got: everything the engine holds for them.
+* **rule compile time** — parsing and validating 11 + ``extra_rules`` rule
+  files (``load_rules``) and indexing them for every store
+  (``compile_rules``).
+* optionally a **cProfile** of the catalog run, the top functions by own time.
+
+Targets: >= 250,000 events/s core-only with the catalog; 1,000 extra
+non-matching rules cost <= 1.3x; <= 1 KB per active shopper.
+
+``main(argv)`` is the ``floorwalker bench core`` command; ``run_core_bench``
+returns the results as a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import math
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import orjson
+import psutil
+
+from floorwalker.devices.decode import Decoder
+from floorwalker.devices.events import Event, Rejection
+from floorwalker.devices.registry import Registry
+from floorwalker.engine.actions import Alert, Offer
+from floorwalker.engine.core import Engine
+from floorwalker.engine.index import compile_rules
+from floorwalker.engine.profiles import ProfileBook
+from floorwalker.rules.loader import load_rules
+from floorwalker.rules.model import RuleSet
+from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules_dir
+from floorwalker.simulators.shoppers import generate_profiles
+from floorwalker.simulators.traffic import (
+    DEMO_REGISTRY,
+    DEMO_START,
+    StoreLayout,
+    Traffic,
+    TrafficSettings,
+    generate_stores,
+    load_layout,
+)
+
+CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
+
+TARGET_EVENTS_PER_S = 250_000.0
+TARGET_EXTRA_RATIO = 1.3
+TARGET_BYTES_PER_SHOPPER = 1024.0
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    events: int = 1_000_000
+    """Events replayed through the core in each throughput run."""
+    extra_rules: int = 1000
+    stores: int = 12
+    arrival_minutes: float = 4.0
+    """Shoppers of the throughput workload arrive within this window (high concurrency)."""
+    decode_events: int | None = None
+    """Events for the decode + core run (default: ``events``)."""
+    memory_shoppers: int = 6000
+    memory_arrival_s: float = 30.0
+    memory_settle_s: float = 60.0
+    """The memory run stops this long after the last arrival (everyone is in the store)."""
+    profiles: int = 20_000
+    repeat: int = 1
+    """Throughput runs per rule set; the best is reported."""
+    profile_events: int = 0
+    """Events to run under cProfile (catalog rules); 0 = no profile."""
+    profile_top: int = 15
+    seed: int = 7
+    registry: Path = DEMO_REGISTRY
+    catalog: Path = CATALOG
+
+    def __post_init__(self) -> None:
+        if self.events < 1 or self.stores < 1 or self.repeat < 1:
+            raise ValueError("events, stores and repeat must be at least 1")
+
+
+@dataclass
+class _Run:
+    label: str
+    rules: int
+    events: int
+    seconds: float
+    actions: int
+    offers: int
+    alerts: int
+    rejected: int
+    active_shoppers: int
+    triggered: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["events_per_s"] = round(self.rate)
+        out["us_per_event"] = round(1e6 * self.seconds / max(1, self.events), 3)
+        out["seconds"] = round(self.seconds, 4)
+        return out
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class _Chain:
+    """Stores cloned from one layout, and a chain-wide loyalty base split between them."""
+
+    def __init__(self, cfg: BenchSettings) -> None:
+        base = load_layout(cfg.registry)
+        self.layouts = [base.clone(f"s{i + 1:03d}") for i in range(cfg.stores)]
+        self.registries: dict[str, Registry] = {lay.registry.store: lay.registry for lay in self.layouts}
+        advisors = sorted(b for b, m in base.registry.staff.items() if m.role == "advisor")
+        profiles = generate_profiles(cfg.profiles, seed=cfg.seed, advisors=advisors)
+        self.book = ProfileBook({p.shopper: p for p in profiles})
+        tokens = [p.shopper for p in profiles]
+        per = len(tokens) // cfg.stores
+        self.known = [tuple(tokens[i * per : (i + 1) * per]) for i in range(cfg.stores)]
+
+    def traffic(self, shoppers_per_store: int, minutes: float, seed: int) -> Traffic:
+        settings = [
+            TrafficSettings(
+                shoppers=shoppers_per_store, minutes=minutes, seed=seed, start=DEMO_START, known=k
+            )
+            for k in self.known
+        ]
+        return generate_stores(self.layouts, settings)
+
+
+def _shoppers_for(chain: _Chain, events: int, minutes: float, seed: int) -> int:
+    """Shoppers per store so that the traffic has at least ``events`` events."""
+    pilot_n = 100
+    pilot = generate_stores(
+        chain.layouts[:1],
+        TrafficSettings(shoppers=pilot_n, minutes=minutes, seed=seed + 1, start=DEMO_START, staff=False),
+    )
+    per_shopper = max(1.0, len(pilot) / pilot_n)
+    return max(1, math.ceil(1.1 * events / per_shopper / len(chain.layouts)))
+
+
+# --------------------------------------------------------------------------- rule sets
+
+
+@dataclass
+class _RuleSets:
+    none: RuleSet
+    catalog: RuleSet
+    extra: dict[str, RuleSet]
+    load_s: dict[str, float]
+
+
+def _load_rule_sets(cfg: BenchSettings, workdir: Path) -> _RuleSets:
+    t0 = time.perf_counter()
+    catalog = load_rules(cfg.catalog)
+    load_s = {"catalog": time.perf_counter() - t0}
+    extra: dict[str, RuleSet] = {}
+    if cfg.extra_rules > 0:
+        flavours: tuple[Flavour, ...] = ("disjoint", "realistic")
+        for flavour in flavours:
+            directory = workdir / flavour
+            write_rules_dir(directory, synthetic_rules(cfg.extra_rules, flavour, cfg.seed), catalog=cfg.catalog)
+            gc.collect()
+            t0 = time.perf_counter()
+            extra[flavour] = load_rules(directory)
+            load_s[flavour] = time.perf_counter() - t0
+    return _RuleSets(RuleSet((), catalog.policy), catalog, extra, load_s)
+
+
+def _compile_times(rule_sets: _RuleSets, registries: Mapping[str, Registry]) -> dict[str, Any]:
+    out: dict[str, Any] = {"stores": len(registries)}
+    for name, rs in (("catalog", rule_sets.catalog), *rule_sets.extra.items()):
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            compile_rules(rs, registries)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = {
+            "rules": len(rs.rules),
+            "load_s": round(rule_sets.load_s[name], 4),
+            "index_s": round(best, 4),
+            "total_s": round(rule_sets.load_s[name] + best, 4),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _engine(rules: RuleSet, chain: _Chain) -> Engine:
+    return Engine(rules, chain.registries, profiles=chain.book)
+
+
+def _finish(label: str, rules: RuleSet, engine: Engine, n: int, seconds: float, actions: list[Any], rejected: int) -> _Run:
+    offers = sum(1 for a in actions if isinstance(a, Offer))
+    alerts = sum(1 for a in actions if isinstance(a, Alert))
+    return _Run(
+        label=label,
+        rules=len(rules.rules),
+        events=n,
+        seconds=seconds,
+        actions=len(actions),
+        offers=offers,
+        alerts=alerts,
+        rejected=rejected,
+        active_shoppers=engine.active_shoppers(),
+        triggered=sum(engine.stats.triggered.values()),
+    )
+
+
+def _timed(fn: Callable[[], tuple[int, list[Any], int]]) -> tuple[float, int, list[Any], int]:
+    gc.collect()
+    gc.freeze()  # the pre-built workload is not the engine's garbage to scan
+    try:
+        t0 = time.perf_counter()
+        n, actions, rejected = fn()
+        seconds = time.perf_counter() - t0
+    finally:
+        gc.unfreeze()
+    return seconds, n, actions, rejected
+
+
+def _core_run(label: str, rules: RuleSet, chain: _Chain, events: Sequence[Event]) -> _Run:
+    engine = _engine(rules, chain)
+
+    def loop() -> tuple[int, list[Any], int]:
+        advance, ingest, drain = engine.advance_to, engine.ingest, engine.drain
+        actions: list[Any] = []
+        rejected = 0
+        for ev in events:
+            advance(ev.ts)
+            if ingest(ev) is not None:
+                rejected += 1
+            out = drain()
+            if out:
+                actions.extend(out)
+        return len(events), actions, rejected
+
+    seconds, n, actions, rejected = _timed(loop)
+    return _finish(label, rules, engine, n, seconds, actions, rejected)
+
+
+def _decode_run(label: str, rules: RuleSet, chain: _Chain, wire: Sequence[tuple[str, bytes]]) -> _Run:
+    engine = _engine(rules, chain)
+    decoder = Decoder(chain.registries)
+
+    def loop() -> tuple[int, list[Any], int]:
+        return _feed(engine, decoder, wire)
+
+    seconds, n, actions, rejected = _timed(loop)
+    run = _finish(label, rules, engine, n, seconds, actions, rejected)
+    run.extra["messages"] = len(wire)
+    run.extra["messages_per_s"] = round(len(wire) / seconds) if seconds > 0 else None
+    return run
+
+
+def _feed(engine: Engine, decoder: Decoder, wire: Iterable[tuple[str, bytes]]) -> tuple[int, list[Any], int]:
+    advance, ingest, drain, decode = engine.advance_to, engine.ingest, engine.drain, decoder.decode
+    actions: list[Any] = []
+    rejected = n = 0
+    clock = 0.0
+    for topic, payload in wire:
+        for ev in decode(topic, payload, clock):
+            if isinstance(ev, Rejection):
+                rejected += 1
+                continue
+            n += 1
+            clock = ev.ts
+            advance(clock)
+            if ingest(ev) is not None:
+                rejected += 1
+            out = drain()
+            if out:
+                actions.extend(out)
+    return n, actions, rejected
+
+
+def _harness_floor(events: Sequence[Event]) -> float:
+    """Seconds for the same loop with do-nothing engine calls: the per-event floor."""
+
+    def advance(_ts: float) -> None:
+        return None
+
+    def ingest(_ev: Event) -> str | None:
+        return None
+
+    def drain() -> list[Any]:
+        return []
+
+    t0 = time.perf_counter()
+    for ev in events:
+        advance(ev.ts)
+        if ingest(ev) is not None:
+            pass
+        out = drain()
+        if out:
+            pass
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]:
+    per_store = max(1, cfg.memory_shoppers // cfg.stores)
+    traffic = chain.traffic(per_store, cfg.memory_arrival_s / 60.0, cfg.seed + 2)
+    cutoff = DEMO_START + cfg.memory_arrival_s + cfg.memory_settle_s
+    limit = int(np.searchsorted(traffic.timestamps(), cutoff, side="right"))
+    wire = list(traffic.wire(limit=limit))
+    del traffic
+    proc = psutil.Process()
+
+    engine = _engine(rules, chain)
+    decoder = Decoder(chain.registries)
+    gc.collect()
+    rss0 = proc.memory_info().rss
+    _feed(engine, decoder, wire)
+    gc.collect()
+    rss_delta = proc.memory_info().rss - rss0
+    active_rss = engine.active_shoppers()
+    del engine, decoder
+    gc.collect()
+
+    engine = _engine(rules, chain)
+    decoder = Decoder(chain.registries)
+    gc.collect()
+    tracemalloc.start(1)
+    base = tracemalloc.get_traced_memory()[0]
+    _feed(engine, decoder, wire)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    active = engine.active_shoppers()
+    timers = len(engine.timers)
+    sites = [
+        {"where": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", "bytes": s.size}
+        for s in snapshot.statistics("lineno")[:40]
+        if "floorwalker" in s.traceback[0].filename
+    ][:10]
+    return {
+        "messages": len(wire),
+        "active_shoppers": active,
+        "bytes_per_active_shopper": round(grown / max(1, active)),
+        "rss_bytes_per_active_shopper": round(rss_delta / max(1, active_rss)),
+        "engine_bytes": grown,
+        "pending_timers": timers,
+        "timers_per_active_shopper": round(timers / max(1, active), 2),
+        "top_allocation_sites": sites,
+    }
+
+
+def _short(path: str) -> str:
+    marker = "floorwalker" + os.sep
+    return path[path.rindex(marker) :] if marker in path else path
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _profile(rules: RuleSet, chain: _Chain, events: Sequence[Event], top: int) -> list[dict[str, Any]]:
+    engine = _engine(rules, chain)
+    advance, ingest, drain = engine.advance_to, engine.ingest, engine.drain
+    prof = cProfile.Profile()
+    prof.enable()
+    for ev in events:
+        advance(ev.ts)
+        ingest(ev)
+        drain()
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = []
+    for (file, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{_short(file)}:{line}({func})",
+                "calls": nc,
+                "primitive_calls": cc,
+                "tottime_s": round(tt, 4),
+                "cumtime_s": round(ct, 4),
+                "share": round(tt / total, 4) if total else 0.0,
+            }
+        )
+    rows.sort(key=lambda r: -float(r["tottime_s"]))
+    return rows[:top]
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+def _machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+def run_core_bench(settings: BenchSettings | None = None, *, log: TextIO | None = None) -> dict[str, Any]:
+    """Run every measurement; return a JSON-ready dict (see the module docstring)."""
+    cfg = settings or BenchSettings()
+    say = (lambda msg: print(msg, file=log, flush=True)) if log is not None else (lambda msg: None)
+    started = time.perf_counter()
+    chain = _Chain(cfg)
+
+    with tempfile.TemporaryDirectory(prefix="fw-bench-") as tmp:
+        say(f"loading rules (catalog + 2 x {cfg.extra_rules} synthetic) ...")
+        rule_sets = _load_rule_sets(cfg, Path(tmp))
+    compile_info = _compile_times(rule_sets, chain.registries)
+
+    say(f"memory: {cfg.memory_shoppers} shoppers arriving within {cfg.memory_arrival_s:g} s ...")
+    memory = _memory(cfg, chain, rule_sets.catalog)
+
+    say(f"generating {cfg.events:,} events over {cfg.stores} stores ...")
+    t0 = time.perf_counter()
+    per_store = _shoppers_for(chain, cfg.events, cfg.arrival_minutes, cfg.seed)
+    traffic = chain.traffic(per_store, cfg.arrival_minutes, cfg.seed)
+    events = list(traffic.events(limit=cfg.events))
+    gen_s = time.perf_counter() - t0
+    n_decode = min(cfg.decode_events or cfg.events, len(traffic))
+    workload = {
+        "events": len(events),
+        "stores": cfg.stores,
+        "shoppers": per_store * cfg.stores,
+        "arrival_minutes": cfg.arrival_minutes,
+        "virtual_seconds": round(events[-1].ts - events[0].ts, 1) if events else 0.0,
+        "sighting_share": round(sum(1 for e in events if type(e).__name__ == "Sighting") / max(1, len(events)), 4),
+        "generate_s": round(gen_s, 2),
+        "generated_events_per_s": round(len(events) / gen_s) if gen_s > 0 else None,
+    }
+
+    runs: dict[str, _Run] = {}
+    plan: list[tuple[str, RuleSet]] = [("no_rules", rule_sets.none), ("catalog", rule_sets.catalog)]
+    plan += [(f"extra_{name}", rs) for name, rs in rule_sets.extra.items()]
+    for rep in range(cfg.repeat):
+        for label, rules in plan:
+            say(f"core run {rep + 1}/{cfg.repeat}: {label} ({len(rules.rules)} rules) ...")
+            run = _core_run(label, rules, chain, events)
+            if label not in runs or run.seconds < runs[label].seconds:
+                runs[label] = run
+    floor = _harness_floor(events)
+    workload["peak_active_shoppers"] = runs["catalog"].active_shoppers
+
+    profile: list[dict[str, Any]] = []
+    if cfg.profile_events > 0:
+        say(f"profiling {min(cfg.profile_events, len(events)):,} events (catalog rules) ...")
+        profile = _profile(rule_sets.catalog, chain, events[: cfg.profile_events], cfg.profile_top)
+    del events
+
+    say(f"decode + core: {n_decode:,} events as wire bytes ...")
+    wire = list(traffic.wire(limit=n_decode))
+    del traffic
+    decode_run = _decode_run("decode_catalog", rule_sets.catalog, chain, wire)
+    del wire
+
+    base = runs["catalog"]
+    results: dict[str, Any] = {
+        "machine": _machine(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "workload": workload,
+        "harness_floor": {
+            "seconds": round(floor, 4),
+            "us_per_event": round(1e6 * floor / max(1, base.events), 3),
+        },
+        "core": {label: run.to_json() for label, run in runs.items()},
+        "decode_core": decode_run.to_json(),
+        "memory": memory,
+        "compile": compile_info,
+        "profile": profile,
+    }
+    ratios = {
+        label: round(run.seconds / base.seconds, 3) for label, run in runs.items() if label.startswith("extra_")
+    }
+    results["extra_rule_cost_ratio"] = ratios
+    results["targets"] = {
+        "core_events_per_s": {
+            "target": TARGET_EVENTS_PER_S,
+            "measured": round(base.rate),
+            "met": base.rate >= TARGET_EVENTS_PER_S,
+        },
+        "extra_rules_ratio": {
+            "target": TARGET_EXTRA_RATIO,
+            "measured": ratios.get("extra_disjoint"),
+            "met": ratios.get("extra_disjoint", math.inf) <= TARGET_EXTRA_RATIO,
+        },
+        "bytes_per_active_shopper": {
+            "target": TARGET_BYTES_PER_SHOPPER,
+            "measured": memory["bytes_per_active_shopper"],
+            "met": memory["bytes_per_active_shopper"] <= TARGET_BYTES_PER_SHOPPER,
+        },
+    }
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_report(r: Mapping[str, Any]) -> str:
+    """A readable table of :func:`run_core_bench` results."""
+    m, w, core = r["machine"], r["workload"], r["core"]
+    lines = [
+        f"floorwalker bench core - Python {m['python']} on {m['cpu']} ({m['cores']} cores), one core used",
+        f"workload: {w['events']:,} events, {w['stores']} stores, {w['shoppers']:,} shoppers arriving "
+        f"within {w['arrival_minutes']:g} min, peak {w['peak_active_shoppers']:,} tracked, "
+        f"{100 * w['sighting_share']:.1f}% sightings; generated at {w['generated_events_per_s']:,} events/s",
+        "",
+        f"{'measurement':<44}{'rules':>7}{'events/s':>12}{'us/event':>10}{'vs catalog':>12}{'actions':>10}",
+    ]
+    base = core["catalog"]["seconds"]
+    for label, run in core.items():
+        lines.append(
+            f"{'core only: ' + label:<44}{run['rules']:>7}{run['events_per_s']:>12,}"
+            f"{run['us_per_event']:>10.2f}{run['seconds'] / base:>11.2f}x{run['actions']:>10,}"
+        )
+    d = r["decode_core"]
+    lines.append(
+        f"{'decode + core: catalog':<44}{d['rules']:>7}{d['events_per_s']:>12,}"
+        f"{d['us_per_event']:>10.2f}{d['seconds'] / base:>11.2f}x{d['actions']:>10,}"
+    )
+    lines.append(f"{'harness floor (loop + 3 no-op calls)':<44}{'':>7}{'':>12}{r['harness_floor']['us_per_event']:>10.2f}")
+    mem = r["memory"]
+    lines += [
+        "",
+        f"memory: {mem['bytes_per_active_shopper']:,} B per active shopper (tracemalloc; RSS delta "
+        f"{mem['rss_bytes_per_active_shopper']:,} B) over {mem['active_shoppers']:,} shoppers, "
+        f"{mem['timers_per_active_shopper']} pending timers each",
+    ]
+    comp = r["compile"]
+    for name in ("catalog", "disjoint", "realistic"):
+        if name in comp:
+            c = comp[name]
+            lines.append(
+                f"rules {name}: {c['rules']:,} rules load+validate {c['load_s']:.3f} s, "
+                f"index for {comp['stores']} stores {1000 * c['index_s']:.1f} ms"
+            )
+    lines += ["", "targets:"]
+    for name, t in r["targets"].items():
+        lines.append(f"  {name:<28} target {t['target']:>10,}  measured {t['measured']!s:>10}  "
+                     f"{'met' if t['met'] else 'NOT MET'}")
+    if r.get("profile"):
+        lines += ["", "profile (catalog rules), top functions by own time:"]
+        for row in r["profile"]:
+            lines.append(
+                f"  {100 * row['share']:5.1f}%  {row['tottime_s']:7.3f}s  {row['calls']:>10,}  {row['function']}"
+            )
+    lines.append(f"\nwall time {r['wall_s']} s")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = BenchSettings()
+    p = argparse.ArgumentParser(prog="floorwalker bench core", description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=d.events, help="events per core run (%(default)s)")
+    p.add_argument("--extra-rules", type=int, default=d.extra_rules, help="synthetic rules added (%(default)s)")
+    p.add_argument("--stores", type=int, default=d.stores, help="stores cloned from the registry (%(default)s)")
+    p.add_argument("--arrival-minutes", type=float, default=d.arrival_minutes)
+    p.add_argument("--decode-events", type=int, default=None, help="events in the decode run (default --events)")
+    p.add_argument("--memory-shoppers", type=int, default=d.memory_shoppers)
+    p.add_argument("--repeat", type=int, default=d.repeat, help="runs per rule set, best kept (%(default)s)")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N events (catalog rules)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--registry", type=Path, default=d.registry)
+    p.add_argument("--rules", type=Path, default=d.catalog, help="the catalog directory")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``floorwalker bench core [--events N] [--extra-rules 1000] [--json FILE] ...``"""
+    args = _parser().parse_args(argv)
+    settings = BenchSettings(
+        events=args.events,
+        extra_rules=args.extra_rules,
+        stores=args.stores,
+        arrival_minutes=args.arrival_minutes,
+        decode_events=args.decode_events,
+        memory_shoppers=args.memory_shoppers,
+        repeat=args.repeat,
+        profile_events=args.profile,
+        seed=args.seed,
+        registry=args.registry,
+        catalog=args.rules,
+    )
+    results = run_core_bench(settings, log=None if args.quiet else sys.stderr)
+    print(format_report(results))
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+__all__ = ["BenchSettings", "format_report", "main", "run_core_bench"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
