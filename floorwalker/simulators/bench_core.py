@@ -38,6 +38,7 @@ import cProfile
 import gc
 import io
 import math
+import multiprocessing
 import os
 import platform
 import pstats
@@ -337,26 +338,17 @@ def _harness_floor(events: Sequence[Event]) -> float:
 # --------------------------------------------------------------------------- memory
 
 
-def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]:
+def _memory_wire(cfg: BenchSettings, chain: _Chain) -> list[tuple[str, bytes]]:
+    """Wire bytes of many shoppers arriving within a short window, up to when all are in."""
     per_store = max(1, cfg.memory_shoppers // cfg.stores)
     traffic = chain.traffic(per_store, cfg.memory_arrival_s / 60.0, cfg.seed + 2)
     cutoff = DEMO_START + cfg.memory_arrival_s + cfg.memory_settle_s
     limit = int(np.searchsorted(traffic.timestamps(), cutoff, side="right"))
-    wire = list(traffic.wire(limit=limit))
-    del traffic
-    proc = psutil.Process()
+    return list(traffic.wire(limit=limit))
 
-    engine = _engine(rules, chain)
-    decoder = Decoder(chain.registries)
-    gc.collect()
-    rss0 = proc.memory_info().rss
-    _feed(engine, decoder, wire)
-    gc.collect()
-    rss_delta = proc.memory_info().rss - rss0
-    active_rss = engine.active_shoppers()
-    del engine, decoder
-    gc.collect()
 
+def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]:
+    wire = _memory_wire(cfg, chain)
     engine = _engine(rules, chain)
     decoder = Decoder(chain.registries)
     gc.collect()
@@ -370,20 +362,53 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
     active = engine.active_shoppers()
     timers = len(engine.timers)
     sites = [
-        {"where": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", "bytes": s.size}
+        {
+            "where": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}",
+            "bytes_per_shopper": round(s.size / max(1, active)),
+        }
         for s in snapshot.statistics("lineno")[:40]
         if "floorwalker" in s.traceback[0].filename
-    ][:10]
-    return {
+    ][:12]
+    out: dict[str, Any] = {
         "messages": len(wire),
         "active_shoppers": active,
         "bytes_per_active_shopper": round(grown / max(1, active)),
-        "rss_bytes_per_active_shopper": round(rss_delta / max(1, active_rss)),
         "engine_bytes": grown,
         "pending_timers": timers,
         "timers_per_active_shopper": round(timers / max(1, active), 2),
         "top_allocation_sites": sites,
     }
+    del engine, decoder, wire, snapshot
+    gc.collect()
+    out["rss_bytes_per_active_shopper"] = _rss_in_child(cfg)
+    return out
+
+
+def _rss_child(cfg: BenchSettings) -> int | None:
+    """In a fresh process: RSS growth of an engine fed the memory workload, per shopper."""
+    chain = _Chain(cfg)
+    rules = load_rules(cfg.catalog)
+    wire = _memory_wire(cfg, chain)
+    engine = _engine(rules, chain)
+    decoder = Decoder(chain.registries)
+    proc = psutil.Process()
+    gc.collect()
+    rss0 = proc.memory_info().rss
+    _feed(engine, decoder, wire)
+    gc.collect()
+    grown = proc.memory_info().rss - rss0
+    return round(grown / max(1, engine.active_shoppers()))
+
+
+def _rss_in_child(cfg: BenchSettings) -> int | None:
+    """RSS is only meaningful in a process that has not freed memory to reuse before."""
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            result: int | None = pool.apply(_rss_child, (cfg,))
+        return result
+    except (OSError, RuntimeError):
+        return None
 
 
 def _short(path: str) -> str:
@@ -478,6 +503,8 @@ def run_core_bench(settings: BenchSettings | None = None, *, log: TextIO | None 
         "generated_events_per_s": round(len(events) / gen_s) if gen_s > 0 else None,
     }
 
+    say("warm-up run ...")
+    _core_run("warmup", rule_sets.catalog, chain, events[: min(len(events), 100_000)])
     runs: dict[str, _Run] = {}
     plan: list[tuple[str, RuleSet]] = [("no_rules", rule_sets.none), ("catalog", rule_sets.catalog)]
     plan += [(f"extra_{name}", rs) for name, rs in rule_sets.extra.items()]
@@ -572,7 +599,7 @@ def format_report(r: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"memory: {mem['bytes_per_active_shopper']:,} B per active shopper (tracemalloc; RSS delta "
-        f"{mem['rss_bytes_per_active_shopper']:,} B) over {mem['active_shoppers']:,} shoppers, "
+        f"{_num(mem['rss_bytes_per_active_shopper'])} B) over {mem['active_shoppers']:,} shoppers, "
         f"{mem['timers_per_active_shopper']} pending timers each",
     ]
     comp = r["compile"]
@@ -595,6 +622,10 @@ def format_report(r: Mapping[str, Any]) -> str:
             )
     lines.append(f"\nwall time {r['wall_s']} s")
     return "\n".join(lines)
+
+
+def _num(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int | float) else "n/a"
 
 
 def _parser() -> argparse.ArgumentParser:
