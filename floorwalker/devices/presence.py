@@ -15,7 +15,11 @@ sighting to the next. Presence therefore moves only on accumulated evidence:
   is neither ended nor restarted. A real move stops A's sightings, so B wins
   after about ``enter_score`` sightings.
 * **Leave.** No sighting of the current zone for ``leave_after_s`` means the
-  subject left it (at its last sighting).
+  subject left it (at its last sighting). The tracker notices at the next
+  sighting, or when the engine asks (:meth:`PresenceTracker.check_leave`) at a
+  leave timer; the engine sets such timers only where a rule listens for
+  ``leave`` (and for staff), since a timer per shopper per zone is the single
+  biggest cost of presence otherwise.
 * **Visit.** A visit starts with the first sighting after at least
   ``visit_gap_s`` unseen (DESIGN.md: 30 minutes).
 
@@ -108,51 +112,58 @@ class PresenceTracker:
         if rssi < cfg.min_rssi:
             return NO_CHANGES
         st = self.states.get(subject)
-        changes: list[Change] = []
         if st is None or ts - st.seen >= cfg.visit_gap_s:
             st = Presence(ts)
             self.states[subject] = st
-            changes.append(Change("visit", subject, zone, ts))
-        elif ts < st.last_ts or (ts == st.last_ts and beacon == st.last_beacon):
+            visit = Change("visit", subject, zone, ts)
+            st.last_ts, st.last_beacon = ts, beacon
+            return (visit, *self._candidate(st, subject, zone, ts, rssi))
+        last_ts = st.last_ts
+        if ts < last_ts or (ts == last_ts and beacon == st.last_beacon):
             # A repeat (QoS 1 redelivery, two gateways hearing one report) or a
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
-        st.last_ts = ts
+        st.last_ts = st.seen = ts
         st.last_beacon = beacon
-        st.seen = max(st.seen, ts)
-        if zone == st.zone:
-            st.last_seen = max(st.last_seen, ts)
+        current = st.zone
+        if current is not None and ts - st.last_seen >= cfg.leave_after_s:
+            # Gone long enough to have left (no leave timer was needed to know).
+            left = Change("leave", subject, current, st.last_seen)
+            st.zone = st.cand = None
+            return (left, *self._candidate(st, subject, zone, ts, rssi))
+        if zone == current:
+            st.last_seen = ts
             if st.cand is not None:
                 st.cand_score -= 1
                 if st.cand_score <= 0:
                     st.cand = None
-            return tuple(changes)
-        self._candidate(st, subject, zone, ts, rssi, changes)
-        return tuple(changes)
+            return NO_CHANGES
+        return self._candidate(st, subject, zone, ts, rssi)
 
     def _candidate(
-        self, st: Presence, subject: str, zone: str, ts: float, rssi: int, out: list[Change]
-    ) -> None:
+        self, st: Presence, subject: str, zone: str, ts: float, rssi: int
+    ) -> tuple[Change, ...]:
         cfg = self.settings
-        if st.cand != zone or abs(ts - st.cand_last) > cfg.candidate_gap_s:
+        if st.cand != zone or ts - st.cand_last > cfg.candidate_gap_s:
             st.cand = zone
             st.cand_first = ts
-            st.cand_last = ts
             st.cand_score = 0
+        st.cand_last = ts
         st.cand_score += 2 if rssi >= cfg.strong_rssi else 1
-        st.cand_first = min(st.cand_first, ts)
-        st.cand_last = max(st.cand_last, ts)
         if st.cand_score < cfg.enter_score:
-            return
-        if st.zone is not None:
-            out.append(Change("leave", subject, st.zone, min(st.last_seen, st.cand_first)))
+            return NO_CHANGES
+        left, left_seen = st.zone, st.last_seen
         st.zone = zone
         st.since = st.cand_first
-        st.last_seen = st.cand_last
+        st.last_seen = ts
         st.cand = None
         st.cand_score = 0
-        out.append(Change("enter", subject, zone, st.since))
+        enter = Change("enter", subject, zone, st.since)
+        if left is None:
+            return (enter,)
+        # Left the old zone when last seen there, or when first seen in the new one.
+        return (Change("leave", subject, left, min(left_seen, st.since)), enter)
 
     def leave_due(self, subject: str) -> float | None:
         """When the subject will count as gone from its zone if not seen again."""
@@ -173,9 +184,19 @@ class PresenceTracker:
         st.cand = None
         return change
 
-    def zone_of(self, subject: str) -> str | None:
+    def zone_of(self, subject: str, now: float | None = None) -> str | None:
+        """The subject's zone; with ``now``, None if unseen for the leave gap by then."""
         st = self.states.get(subject)
-        return None if st is None else st.zone
+        if st is None:
+            return None
+        if now is not None and now - st.last_seen >= self.settings.leave_after_s:
+            return None
+        return st.zone
+
+    def gone(self, subject: str, now: float) -> bool:
+        """Unseen in the current zone for the leave gap (whether or not a timer noticed)."""
+        st = self.states.get(subject)
+        return st is None or st.zone is None or now - st.last_seen >= self.settings.leave_after_s
 
     def dwell_confirmed(self, subject: str, zone: str, since: float, due: float) -> bool:
         """Is the subject still in ``zone`` on the dwell that began at ``since``, seen lately?"""
@@ -187,6 +208,10 @@ class PresenceTracker:
     def dwell_alive(self, subject: str, zone: str, since: float) -> bool:
         st = self.states.get(subject)
         return st is not None and st.zone == zone and st.since == since
+
+    def current(self) -> list[tuple[str, str, float]]:
+        """(subject, zone, dwell start) of everyone currently placed in a zone."""
+        return [(s, st.zone, st.since) for s, st in self.states.items() if st.zone is not None]
 
     def expire(self, now: float) -> int:
         """Forget subjects unseen for a whole visit gap (privacy: location state expires)."""

@@ -65,6 +65,7 @@ from floorwalker.errors import GuardStoreError
 from floorwalker.rules.model import Absence, Count, Rule, RuleSet, Sequence
 
 DWELL_POLL_S = 1.0
+_NOTHING: list[Action] = []  # shared, never mutated: what drain() returns when idle
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ class Engine:
         self.guards: GuardStore = guards if guards is not None else InMemoryGuardStore()
         self.stats = EngineStats()
         self.clock = float("-inf")
+        self._future_limit = float("inf")
+        self._late_limit = float("-inf")
+        self._lateness = self.settings.lateness_s
+        self._max_future = self.settings.max_future_s
+        self._max_late = self.settings.max_late_s
+        self._counts_in = self.stats.events_by_type
         self.timers = TimerQueue()
         self._outbox: list[Action] = []
         self._held: list[_Held] = []
@@ -152,17 +159,35 @@ class Engine:
         if store is None:
             return self._reject("unknown_store")
         ts = event.ts
-        clock = self.clock
-        if ts > clock + self.settings.max_future_s and clock > float("-inf"):
+        if ts > self._future_limit or ts < self._late_limit:
             return self._reject("clock_skew")
-        if ts < clock - self.settings.max_late_s:
-            return self._reject("clock_skew")
-        if not isinstance(event, Sighting | DeviceStatus) and self._is_duplicate(event):
+        kind = type(event)
+        counts = self._counts_in
+        if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
+            # The hot path (most traffic): straight to presence, nothing else.
+            counts[kind] = counts.get(kind, 0) + 1
+            changes = store.presence.observe(
+                event.subject,  # type: ignore[union-attr]
+                event.zone,  # type: ignore[union-attr]
+                ts,
+                event.rssi,  # type: ignore[union-attr]
+                event.beacon,  # type: ignore[union-attr]
+            )
+            if changes:
+                for change in changes:
+                    self._on_change(store, change)
+                if self.decider.pending:
+                    self.decider.settle(ts)
+            if not self._sweeping:
+                self._start_sweeping(ts)
+            return None
+        if kind is not Sighting and kind is not DeviceStatus and self._is_duplicate(event):
             return self._reject("duplicate")
-        self.stats.events_in[type(event).__name__] += 1
-        if self.settings.lateness_s <= 0.0 or ts <= clock - self.settings.lateness_s:
-            if self.settings.lateness_s > 0.0:
-                self.stats.late_accepted += 1
+        counts[kind] = counts.get(kind, 0) + 1
+        if self._lateness <= 0.0:
+            self._process(store, event)
+        elif ts <= self.clock - self._lateness:
+            self.stats.late_accepted += 1
             self._process(store, event)
         else:
             self._held_seq += 1
@@ -171,13 +196,19 @@ class Engine:
 
     def advance_to(self, now: float) -> None:
         """Move the clock to ``now``: release held events and fire due timers, in time order."""
-        if now < self.clock:
+        if now <= self.clock:
             return
         self.clock = now
-        watermark = now - self.settings.lateness_s
-        held, timers = self._held, self.timers
+        self._future_limit = now + self._max_future
+        self._late_limit = now - self._max_late
+        watermark = now - self._lateness
+        heap = self.timers.heap
+        held = self._held
+        # Fast path: nothing due (the common case, once per event).
+        if (not heap or heap[0].due > watermark) and (not held or held[0].ts > watermark):
+            return
         while True:
-            next_timer = timers.next_due()
+            next_timer = heap[0].due if heap else None
             if (
                 held
                 and held[0].ts <= watermark
@@ -186,15 +217,35 @@ class Engine:
                 event = heapq.heappop(held).event
                 self._process(self.stores[event.store], event)
                 continue
-            timer = timers.pop_due(watermark)
+            timer = self.timers.pop_due(watermark)
             if timer is None:
                 return
             self._fire_timer(timer.kind, timer.args, timer.due)
 
     def drain(self) -> list[Action]:
         """Take the actions decided since the last call, in decision order."""
-        out, self._outbox = self._outbox, []
+        out = self._outbox
+        if not out:
+            return _NOTHING  # called once per event: don't allocate for the usual nothing
+        self._outbox = []
         return out
+
+    def feed(self, event: Event) -> str | None:
+        """Advance the clock to the event's ``ts``, then ingest it: one replay step.
+
+        Same as ``advance_to(event.ts); ingest(event)``, in one call because it
+        runs once per event.
+        """
+        ts = event.ts
+        if ts > self.clock:
+            heap = self.timers.heap
+            if self._held or (heap and heap[0].due <= ts - self._lateness):
+                self.advance_to(ts)
+            else:
+                self.clock = ts
+                self._future_limit = ts + self._max_future
+                self._late_limit = ts - self._max_late
+        return self.ingest(event)
 
     def flush(self, horizon_s: float = 86400.0) -> None:
         """Process every held event and every timer due within ``horizon_s`` of the clock.
@@ -226,7 +277,9 @@ class Engine:
         return reason
 
     def _is_duplicate(self, event: Event) -> bool:
-        key = f"in:{event.store}:{type(event).__name__}:{getattr(event, 'id', '')}"
+        # The order key names the device and its message id: two bells may both
+        # number their presses from 1.
+        key = f"in:{event.store}:{event.order_key}"
         ttl = self.settings.dedup_ttl_s
         until = self._recent_ids.get(key)
         if until is not None and until > event.ts:
@@ -242,10 +295,14 @@ class Engine:
 
     def _process(self, store: StoreState, event: Event) -> None:
         self._handlers[type(event)](store, event)
-        self.decider.settle(event.ts)
+        if self.decider.pending:
+            self.decider.settle(event.ts)
         if not self._sweeping:
-            self._sweeping = True
-            self.timers.schedule(event.ts + self.settings.sweep_every_s, "sweep", ())
+            self._start_sweeping(event.ts)
+
+    def _start_sweeping(self, now: float) -> None:
+        self._sweeping = True
+        self.timers.schedule(now + self.settings.sweep_every_s, "sweep", ())
 
     # ------------------------------------------------------------------ events
 
@@ -256,13 +313,16 @@ class Engine:
                     self._watch_leave(st, ev.subject, staff=True)
             return
         changes = st.presence.observe(ev.subject, ev.zone, ev.ts, ev.rssi, ev.beacon)
-        for change in changes:
-            self._on_change(st, change)
+        if changes:
+            for change in changes:
+                self._on_change(st, change)
 
     def _on_change(self, st: StoreState, change: Change) -> None:
         subject, zone, at = change.subject, change.zone, change.at
         if change.kind == "visit":
-            st.begin_visit(subject, at)
+            previous = st.begin_visit(subject, at)
+            if previous is not None:
+                self.profiles.record_visit(subject, previous)
             ctx = Context("visit_start", st.store, at, f"visit:{subject}:{at!r}")
             ctx.shopper, ctx.zone = subject, zone
             self._dispatch(st, st.index.visit, ctx)
@@ -270,15 +330,23 @@ class Engine:
             ctx = Context("enter", st.store, change.at, f"enter:{subject}:{zone}:{at!r}")
             ctx.shopper, ctx.zone = subject, zone
             self._dispatch(st, st.index.enter.get(zone, EMPTY), ctx)
-            thresholds = st.index.dwell.get(zone)
-            if thresholds:
-                due = at + thresholds[0][0]
-                self.timers.schedule(due, "dwell", (st.store, subject, zone, at, thresholds[0][0]))
-            self._watch_leave(st, subject, staff=False)
+            self._arm_dwell(st, subject, zone, at, after=float("-inf"))
+            if zone in st.index.leave:
+                self._watch_leave(st, subject, staff=False)
         else:
             ctx = Context("leave", st.store, change.at, f"leave:{subject}:{zone}:{at!r}")
             ctx.shopper, ctx.zone = subject, zone
             self._dispatch(st, st.index.leave.get(zone, EMPTY), ctx)
+
+    def _arm_dwell(
+        self, st: StoreState, subject: str, zone: str, since: float, after: float
+    ) -> None:
+        """Set the timer for the first dwell threshold of ``zone`` due after ``after``."""
+        for threshold, _ in st.index.dwell.get(zone, ()):
+            if since + threshold > after:
+                args = (st.store, subject, zone, since, threshold, st.generation)
+                self.timers.schedule(since + threshold, "dwell", args)
+                return
 
     def _watch_leave(self, st: StoreState, subject: str, *, staff: bool) -> None:
         tracker = st.staff.presence if staff else st.presence
@@ -304,7 +372,7 @@ class Engine:
         )
         ctx.qty, ctx.price = ev.qty, ev.price
         if ev.shopper is not None:
-            ctx.zone = st.presence.zone_of(ev.shopper)
+            ctx.zone = st.presence.zone_of(ev.shopper, ev.ts)
         index = st.index
         listeners = index.pos_any
         if ev.category is not None:
@@ -424,6 +492,8 @@ class Engine:
         if st is None:
             return
         if kind == "dwell":
+            if args[5] != st.generation:
+                return  # set under rules since reloaded; reload re-armed the dwell
             self._on_dwell(st, str(args[1]), str(args[2]), float(args[3]), float(args[4]), due)  # type: ignore[arg-type]
         elif kind == "leave":
             self._on_leave_timer(st, str(args[1]), bool(args[2]), due)
@@ -440,10 +510,11 @@ class Engine:
         if not tracker.dwell_alive(subject, zone, since):
             return
         if not tracker.dwell_confirmed(subject, zone, since, due):
-            # Unseen lately: maybe gone. Look again shortly instead of guessing.
-            self.timers.schedule(
-                due + DWELL_POLL_S, "dwell", (st.store, subject, zone, since, threshold)
-            )
+            # Unseen lately: maybe gone. Look again shortly instead of guessing,
+            # until the leave gap says they are gone.
+            if not tracker.gone(subject, due):
+                args = (st.store, subject, zone, since, threshold, st.generation)
+                self.timers.schedule(due + DWELL_POLL_S, "dwell", args)
             return
         ctx = Context("dwell", st.store, due, f"dwell:{subject}:{zone}:{since!r}:{threshold!r}")
         ctx.shopper, ctx.zone = subject, zone
@@ -455,7 +526,8 @@ class Engine:
                 later = t
                 break
         if later is not None:
-            self.timers.schedule(since + later, "dwell", (st.store, subject, zone, since, later))
+            args = (st.store, subject, zone, since, later, st.generation)
+            self.timers.schedule(since + later, "dwell", args)
 
     def _on_leave_timer(self, st: StoreState, subject: str, staff: bool, due: float) -> None:
         tracker = st.staff.presence if staff else st.presence
@@ -483,7 +555,9 @@ class Engine:
         """Forget state that can no longer matter (and location state past its TTL)."""
         busy = False
         for st in self.stores.values():
-            st.sweep(now, self.settings, self.compiled)
+            for shopper, start in st.sweep(now, self.settings, self.compiled):
+                # The visit leaves the engine's memory; the profile keeps its date.
+                self.profiles.record_visit(shopper, start)
             busy = busy or st.has_state()
         horizon = now
         self._recent_ids = {k: v for k, v in self._recent_ids.items() if v > horizon}
@@ -499,10 +573,15 @@ class Engine:
         regs = registries or {sid: st.registry for sid, st in self.stores.items()}
         self.compiled = compile_rules(rules, regs)
         for sid, reg in regs.items():
-            if sid in self.stores:
-                self.stores[sid].rebind(reg, self.compiled.stores[sid])
-            else:
+            if sid not in self.stores:
                 self.stores[sid] = self._new_store(reg)
+                continue
+            st = self.stores[sid]
+            st.rebind(reg, self.compiled.stores[sid])
+            # Dwells under way continue under the new rules' thresholds.
+            for subject, zone, since in st.presence.current():
+                if zone in reg.zones:
+                    self._arm_dwell(st, subject, zone, since, after=self.clock)
 
     def forget_shopper(self, shopper: str) -> int:
         """Erase a shopper from every store of this engine (privacy)."""
@@ -522,10 +601,9 @@ class Engine:
     def run(self, events: Iterable[Event]) -> list[Action]:
         """Convenience for tests and replay: feed events on their own clock, then flush."""
         for event in events:
-            self.advance_to(event.ts)
-            self.ingest(event)
+            self.feed(event)
         self.flush()
-        return self.drain()
+        return list(self.drain())
 
 
 def _extra_match(lst: Listener, ctx: Context, st: StoreState) -> bool:

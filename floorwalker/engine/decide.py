@@ -48,6 +48,8 @@ class Decider:
         self.engine = engine
         self.on_decision = on_decision
         self._moment: list[_Candidate] = []
+        self.pending = False
+        """True while the current moment has offer candidates awaiting arbitration."""
 
     # ------------------------------------------------------------------ firing
 
@@ -99,6 +101,7 @@ class Decider:
             self.decide(ctx.ts, st.store, rule.id, "offer", _subject(ctx), None, reason, action_id)
             return
         self._moment.append(_Candidate(st, rule, spec, ctx, shopper, action_id))
+        self.pending = True
 
     def _offer_precheck(
         self, st: StoreState, rule: Rule, ctx: Context, profile: Profile | None
@@ -122,6 +125,7 @@ class Decider:
             return
         moment = sorted(self._moment, key=lambda c: (c.shopper, -c.rule.priority, c.rule.id))
         self._moment = []
+        self.pending = False
         served: set[str] = set()
         for cand in moment:
             st, rule, ctx = cand.st, cand.rule, cand.ctx
@@ -244,7 +248,7 @@ class Decider:
         if reason is not None:
             self.decide(ctx.ts, st.store, rule.id, "alert", subject, None, reason, alert_id)
             return
-        zone = ctx.zone or (st.presence.zone_of(ctx.shopper) if ctx.shopper else None) or ""
+        zone = ctx.zone or (st.presence.zone_of(ctx.shopper, ctx.ts) if ctx.shopper else None) or ""
         alert = OpenAlert(
             id=alert_id,
             store=st.store,

@@ -203,7 +203,8 @@ def _store_index(registry: Registry, listeners: list[Listener]) -> StoreIndex:
 
 def _file(table: dict[str | None, list[Listener]], keys: frozenset[str], lst: Listener) -> None:
     """File under each key, or under None ("any") when the pattern names none."""
-    for key in sorted(keys) or [None]:
+    filed: list[str | None] = [*sorted(keys)] or [None]
+    for key in filed:
         table[key].append(lst)
 
 

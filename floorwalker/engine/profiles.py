@@ -8,7 +8,7 @@ consent. Profiles are read-mostly: the core looks them up through
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +54,16 @@ class Profile:
 
 class ProfileSource(Protocol):
     def get(self, shopper: str) -> Profile | None: ...
+
+    def record_visit(self, shopper: str, at: float) -> None:
+        """A past visit that started at ``at``: ``last_visit`` (and a missing
+        ``first_visit``) move to it.
+
+        The engine calls this when a visit becomes the *previous* one (the next
+        visit starts, or the engine's 24 h visit memory lets go of it), so rules
+        during a visit always see the profile as it was before that visit.
+        """
+        ...
 
 
 def parse_profile(obj: Mapping[str, Any]) -> Profile:
@@ -136,6 +146,16 @@ class ProfileBook:
 
     def get(self, shopper: str) -> Profile | None:
         return self._profiles.get(shopper)
+
+    def record_visit(self, shopper: str, at: float) -> None:
+        profile = self._profiles.get(shopper)
+        if profile is None:
+            return  # anonymous shoppers get no profile from being seen
+        self._profiles[shopper] = replace(
+            profile,
+            last_visit=at if profile.last_visit is None else max(profile.last_visit, at),
+            first_visit=profile.first_visit if profile.first_visit is not None else at,
+        )
 
     def put(self, profile: Profile) -> None:
         self._profiles[profile.shopper] = profile

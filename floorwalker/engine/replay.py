@@ -109,9 +109,7 @@ class Replay:
             if isinstance(item, Rejection):
                 self._dead(item, out)
                 continue
-            engine.advance_to(item.ts)
-            self._emit(out)
-            reason = engine.ingest(item)
+            reason = engine.feed(item)
             if reason is not None:
                 raw = line.payload.decode("utf-8", "replace")
                 rej = Rejection(reason, line.topic, raw, reason, engine.clock, item.store)

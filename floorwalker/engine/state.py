@@ -43,17 +43,23 @@ class StoreState:
         self.counts: dict[tuple[str, str], list[float]] = {}
         self.bought: dict[tuple[int, str], float] = {}
         self.devices: dict[str, tuple[bool, float, float | None]] = {}
+        self.generation = 0
+        """Bumped by every reload; dwell timers of older generations are ignored."""
 
     def rebind(self, registry: Registry, index: StoreIndex) -> None:
         self.registry = registry
         self.index = index
         self.staff.registry = registry
+        self.generation += 1
 
     # ------------------------------------------------------------------ visits
 
-    def begin_visit(self, shopper: str, at: float) -> None:
+    def begin_visit(self, shopper: str, at: float) -> float | None:
+        """Start a visit; return the start of the previous one, if remembered."""
         known = self.visits.get(shopper)
-        self.visits[shopper] = (at, known[0] if known else None)
+        previous = known[0] if known else None
+        self.visits[shopper] = (at, previous)
+        return previous
 
     def visit_start(self, shopper: str | None) -> float | None:
         known = self.visits.get(shopper) if shopper else None
@@ -65,11 +71,16 @@ class StoreState:
 
     # ------------------------------------------------------------------ housekeeping
 
-    def sweep(self, now: float, settings: EngineSettings, compiled: CompiledRules) -> None:
+    def sweep(
+        self, now: float, settings: EngineSettings, compiled: CompiledRules
+    ) -> list[tuple[str, float]]:
+        """Forget expired state; return the (shopper, visit start) of visits forgotten."""
         self.presence.expire(now)
         self.staff.presence.expire(now)
         ttl = settings.location_ttl_s
-        self.visits = {s: v for s, v in self.visits.items() if now - v[0] < ttl}
+        expired = [(s, v[0]) for s, v in self.visits.items() if now - v[0] >= ttl]
+        for shopper, _ in expired:
+            del self.visits[shopper]
         rules = compiled.rules
         self.seq_first = {
             k: t
@@ -86,6 +97,7 @@ class StoreState:
         within = {slot: cond.within_s for cond, slot in compiled.bought_slots.items()}
         self.bought = {k: t for k, t in self.bought.items() if now - t <= within.get(k[0], 0.0)}
         self.alerts.expire(now, settings.alert_keep_s)
+        return expired
 
     def has_state(self) -> bool:
         return bool(
@@ -110,4 +122,20 @@ class StoreState:
         doomed_b = [k for k in self.bought if k[1] == shopper]
         for kb in doomed_b:
             del self.bought[kb]
-        return removed + len(doomed_b)
+        self.leave_watch.discard(shopper)
+        return removed + len(doomed_b) + self._forget_in_alerts(shopper)
+
+    def _forget_in_alerts(self, shopper: str) -> int:
+        """Alerts stay (staff still need to help) but no longer name the shopper."""
+        touched = 0
+        for alert in self.alerts.alerts.values():
+            if shopper not in (alert.shopper, alert.source_key):
+                continue
+            self.alerts.answered(alert)  # drops the open-by-source key, which names them
+            alert.shopper = None
+            alert.summary = None
+            alert.advisor = None
+            if alert.source_key == shopper:
+                alert.source_key = f"forgotten:{alert.id}"
+            touched += 1
+        return touched

@@ -13,7 +13,8 @@ from typing import Any
 
 @dataclass
 class EngineStats:
-    events_in: Counter[str] = field(default_factory=Counter)
+    events_by_type: dict[type, int] = field(default_factory=dict)
+    """Accepted events by event class (the hot path counts by type, not by name)."""
     rejected: Counter[str] = field(default_factory=Counter)
     triggered: Counter[str] = field(default_factory=Counter)
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -28,6 +29,10 @@ class EngineStats:
     escalations: Counter[str] = field(default_factory=Counter)
     late_accepted: int = 0
     guard_errors: int = 0
+
+    @property
+    def events_in(self) -> Counter[str]:
+        return Counter({kind.__name__: n for kind, n in self.events_by_type.items()})
 
     def rules(self) -> list[str]:
         names = set(self.triggered) | {r for r, _ in self.sent} | {r for r, _ in self.suppressed}

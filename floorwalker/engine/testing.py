@@ -35,15 +35,14 @@ from floorwalker.engine.profiles import Profile, ProfileBook
 from floorwalker.rules.model import RuleSet
 
 #: 2026-11-23 09:00:00 Asia/Shanghai — a Monday morning, handy for daypart tests.
-T0 = 1763859600.0
+T0 = 1795395600.0
 
 
 def run_events(engine: Engine, events: Iterable[Event], until: float | None = None) -> list[Action]:
     """Feed events on their own timestamps, then advance to ``until``; return all actions."""
     out: list[Action] = []
     for event in events:
-        engine.advance_to(event.ts)
-        engine.ingest(event)
+        engine.feed(event)
         out.extend(engine.drain())
     if until is not None:
         engine.advance_to(until)

@@ -25,29 +25,29 @@ class Timer(NamedTuple):
 
 
 class TimerQueue:
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_seq", "heap")
 
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self.heap: list[Timer] = []
         self._seq = 0
 
     def schedule(self, due: float, kind: str, args: tuple[Hashable, ...]) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, Timer(due, self._seq, kind, args))
+        heapq.heappush(self.heap, Timer(due, self._seq, kind, args))
 
     def next_due(self) -> float | None:
-        return self._heap[0].due if self._heap else None
+        return self.heap[0].due if self.heap else None
 
     def pop_due(self, now: float) -> Timer | None:
         """Remove and return the earliest timer due at or before ``now``, if any."""
-        heap = self._heap
+        heap = self.heap
         if heap and heap[0].due <= now:
             return heapq.heappop(heap)
         return None
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def snapshot(self) -> list[Timer]:
         """Pending timers in firing order (for persistence and tests)."""
-        return sorted(self._heap)
+        return sorted(self.heap)

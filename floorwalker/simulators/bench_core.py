@@ -38,10 +38,10 @@ import cProfile
 import gc
 import io
 import math
-import multiprocessing
 import os
 import platform
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -378,17 +378,23 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
         "timers_per_active_shopper": round(timers / max(1, active), 2),
         "top_allocation_sites": sites,
     }
-    del engine, decoder, wire, snapshot
+    del engine, decoder, snapshot
     gc.collect()
-    out["rss_bytes_per_active_shopper"] = _rss_in_child(cfg)
+    out["rss_bytes_per_active_shopper"] = _rss_in_child(cfg, wire)
     return out
 
 
-def _rss_child(cfg: BenchSettings) -> int | None:
-    """In a fresh process: RSS growth of an engine fed the memory workload, per shopper."""
+def _rss_child(cfg: BenchSettings, wire_file: str) -> int | None:
+    """In a fresh process: RSS growth of an engine fed the memory workload, per shopper.
+
+    Everything allocated before the measurement stays referenced, so the engine
+    cannot reuse memory freed earlier, which would hide its growth from RSS.
+    """
     chain = _Chain(cfg)
     rules = load_rules(cfg.catalog)
-    wire = _memory_wire(cfg, chain)
+    lines = Path(wire_file).read_bytes().split(b"\n")
+    parts = [line.split(b"\t", 1) for line in lines if line]
+    wire = [(topic.decode(), payload) for topic, payload in parts]
     engine = _engine(rules, chain)
     decoder = Decoder(chain.registries)
     proc = psutil.Process()
@@ -400,15 +406,36 @@ def _rss_child(cfg: BenchSettings) -> int | None:
     return round(grown / max(1, engine.active_shoppers()))
 
 
-def _rss_in_child(cfg: BenchSettings) -> int | None:
+def _rss_in_child(cfg: BenchSettings, wire: Sequence[tuple[str, bytes]]) -> int | None:
     """RSS is only meaningful in a process that has not freed memory to reuse before."""
-    try:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(1) as pool:
-            result: int | None = pool.apply(_rss_child, (cfg,))
-        return result
-    except (OSError, RuntimeError):
-        return None
+    with tempfile.TemporaryDirectory(prefix="fw-bench-") as tmp:
+        path = Path(tmp) / "wire.bin"
+        with path.open("wb") as out:
+            for topic, payload in wire:
+                out.write(topic.encode() + b"\t" + payload + b"\n")
+        spec = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+        code = (
+            "import sys, orjson\n"
+            "from floorwalker.simulators.bench_core import _rss_child_main\n"
+            "print(orjson.dumps(_rss_child_main(sys.argv[1], sys.argv[2])).decode())\n"
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code, orjson.dumps(spec).decode(), str(path)],
+                capture_output=True,
+                check=True,
+                timeout=1800,
+            )
+            value = orjson.loads(done.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            return None
+    return value if isinstance(value, int) else None
+
+
+def _rss_child_main(spec: str, wire_file: str) -> int | None:
+    raw = orjson.loads(spec)
+    raw["registry"], raw["catalog"] = Path(raw["registry"]), Path(raw["catalog"])
+    return _rss_child(BenchSettings(**raw), wire_file)
 
 
 def _short(path: str) -> str:

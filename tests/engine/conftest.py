@@ -112,3 +112,27 @@ def catalog() -> RuleSet:
 @pytest.fixture
 def store(catalog: RuleSet) -> StoreScenario:
     return StoreScenario(catalog, STORE, profiles=PROFILES)
+
+
+# --------------------------------------------------------------------------- helpers
+
+#: A policy that switches off every cross-rule guard, so one guard can be tested alone.
+PERMISSIVE_POLICY = "offers_per_shopper: []\nfatigue: off\nquiet_hours: []\n"
+
+
+def write_rules(directory: Path, rules: dict[str, str], policy: str | None = None) -> RuleSet:
+    """Write rule files (name -> YAML text) and an optional policy.yaml, then load them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in rules.items():
+        (directory / f"{name}.yaml").write_text(text, encoding="utf-8")
+    if policy is not None:
+        (directory / "policy.yaml").write_text(policy, encoding="utf-8")
+    return load_rules(directory)
+
+
+def place_staff(
+    sc: StoreScenario, where: dict[str, str], *, start: float, seconds: float = 300.0
+) -> None:
+    """Locate staff bands: band -> beacon, reporting about once a second like phones."""
+    for band, beacon in where.items():
+        sc.linger(band, beacon, start=start, seconds=seconds, staff=True)
