@@ -19,6 +19,7 @@ class Context:
         "bell",
         "category",
         "count",
+        "device",
         "kind",
         "offer",
         "price",
@@ -54,6 +55,7 @@ class Context:
         self.qty: float | None = None
         self.price: float | None = None
         self.count: int | None = None
+        self.device: str | None = None
 
     def key(self, by: KeyName) -> str | None:
         value: str | None = getattr(self, by)

@@ -40,6 +40,7 @@ from floorwalker.devices.events import (
 from floorwalker.devices.presence import Change, PresenceSettings
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.actions import Action, Decision
+from floorwalker.engine.alerts import AlertJournal, NoJournal, OpenAlert
 from floorwalker.engine.context import Context
 from floorwalker.engine.decide import Decider
 from floorwalker.engine.guards import GuardStore, InMemoryGuardStore
@@ -62,10 +63,37 @@ from floorwalker.engine.state import StoreState
 from floorwalker.engine.stats import EngineStats
 from floorwalker.engine.timers import TimerQueue
 from floorwalker.errors import GuardStoreError
-from floorwalker.rules.model import Absence, Count, Rule, RuleSet, Sequence
+from floorwalker.rules.model import (
+    Absence,
+    AlertSpec,
+    ByRole,
+    Count,
+    Pattern,
+    Rule,
+    RuleSet,
+    Sequence,
+    Single,
+    SourceRef,
+)
 
 DWELL_POLL_S = 1.0
 _NOTHING: list[Action] = []  # shared, never mutated: what drain() returns when idle
+
+#: Built in, not in any rule file: a silent gateway or an offline device pages the manager.
+DEVICE_HEALTH_RULE = Rule(
+    id="device-health",
+    when=Single(Pattern("visit_start")),  # never dispatched: the engine raises it itself
+    actions=(
+        AlertSpec(
+            to=(ByRole("manager"),),
+            message="Device {device} is {reason} - please check it.",
+            priority="high",
+            include_shopper=False,
+        ),
+    ),
+    source=SourceRef("<built-in>", 1),
+    description="A gateway silent, or a device offline, for longer than device_silence_s.",
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,9 @@ class EngineSettings:
     """Location-derived state (visit history) is forgotten after this (privacy)."""
     alert_keep_s: float = 3600.0
     sweep_every_s: float = 60.0
+    device_silence_s: float = 300.0
+    """A gateway silent, or any device reporting offline, this long pages the manager."""
+    health_every_s: float = 15.0
 
 
 class _Held(NamedTuple):
@@ -104,8 +135,11 @@ class Engine:
         guards: GuardStore | None = None,
         settings: EngineSettings | None = None,
         on_decision: Callable[[Decision], None] | None = None,
+        journal: AlertJournal | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
+        self.journal: AlertJournal = journal if journal is not None else NoJournal()
+        self._draining = False
         self.profiles: ProfileSource = profiles if profiles is not None else ProfileBook()
         self.guards: GuardStore = guards if guards is not None else InMemoryGuardStore()
         self.stats = EngineStats()
@@ -166,6 +200,7 @@ class Engine:
         if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
             # The hot path (most traffic): straight to presence, nothing else.
             counts[kind] = counts.get(kind, 0) + 1
+            store.last_heard[event.gateway] = ts  # type: ignore[union-attr]
             changes = store.presence.observe(
                 event.subject,  # type: ignore[union-attr]
                 event.zone,  # type: ignore[union-attr]
@@ -256,6 +291,9 @@ class Engine:
         """
         start = self.clock if self.clock > float("-inf") else 0.0
         end = start + horizon_s
+        # After the capture's last message every device falls silent; that is the
+        # end of the recording, not an outage to page the manager about.
+        self._draining = True
         self.advance_to(start + self.settings.lateness_s)
         while True:
             due = self._next_real_timer()
@@ -264,7 +302,7 @@ class Engine:
             self.advance_to(max(due, self.clock) + self.settings.lateness_s)
 
     def _next_real_timer(self) -> float | None:
-        pending = [t for t in self.timers.snapshot() if t.kind != "sweep"]
+        pending = [t for t in self.timers.snapshot() if t.kind not in ("sweep", "health")]
         return pending[0].due if pending else None
 
     def emit(self, action: Action) -> None:
@@ -294,6 +332,7 @@ class Engine:
             return False
 
     def _process(self, store: StoreState, event: Event) -> None:
+        store.last_heard[_device_of(event)] = event.ts
         self._handlers[type(event)](store, event)
         if self.decider.pending:
             self.decider.settle(event.ts)
@@ -303,6 +342,10 @@ class Engine:
     def _start_sweeping(self, now: float) -> None:
         self._sweeping = True
         self.timers.schedule(now + self.settings.sweep_every_s, "sweep", ())
+        for st in self.stores.values():
+            if st.first_heard is None:
+                st.first_heard = now
+                self.timers.schedule(now + self.settings.health_every_s, "health", (st.store,))
 
     # ------------------------------------------------------------------ events
 
@@ -488,6 +531,9 @@ class Engine:
         if kind == "sweep":
             self._sweep(due)
             return
+        if kind == "health":
+            self._check_health(str(args[0]), due)
+            return
         st = self.stores.get(str(args[0]))
         if st is None:
             return
@@ -558,6 +604,8 @@ class Engine:
             for shopper, start in st.sweep(now, self.settings, self.compiled):
                 # The visit leaves the engine's memory; the profile keeps its date.
                 self.profiles.record_visit(shopper, start)
+            for alert_id in st.alerts.expire(now, self.settings.alert_keep_s):
+                self._journal(lambda a=alert_id, s=st.store: self.journal.drop(s, a))
             busy = busy or st.has_state()
         horizon = now
         self._recent_ids = {k: v for k, v in self._recent_ids.items() if v > horizon}
@@ -565,6 +613,77 @@ class Engine:
         self._sweeping = busy
         if busy:
             self.timers.schedule(now + self.settings.sweep_every_s, "sweep", ())
+
+    # ------------------------------------------------------------------ durable alerts
+
+    def journal_save(self, alert: OpenAlert) -> None:
+        self._journal(lambda: self.journal.save(alert))
+
+    def _journal(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except GuardStoreError:
+            # The alert still goes out; only its durability across a restart is lost.
+            self.stats.guard_errors += 1
+
+    def restore_alerts(self, records: Iterable[dict[str, object]]) -> int:
+        """Take back open alerts from a journal after a restart; re-arm their escalations.
+
+        Steps already sent are not sent again; a step whose time passed while the
+        engine was down fires at the first ``advance_to``.
+        """
+        restored = 0
+        for rec in records:
+            st = self.stores.get(str(rec.get("store")))
+            spec = self._alert_spec(str(rec.get("rule")))
+            if st is None or spec is None or str(rec.get("id")) in st.alerts.alerts:
+                continue
+            alert = OpenAlert.from_record(dict(rec), spec)
+            st.alerts.add(alert)
+            restored += 1
+            if alert.answered:
+                st.alerts.answered(alert)
+                if alert.closed_at is None and alert.acked_by is not None:
+                    st.staff.busy[alert.acked_by] = alert.id
+                continue
+            for band in alert.bands:
+                st.staff.busy[band] = alert.id
+            for k in range(alert.step - 1, len(spec.escalate)):
+                due = alert.created + spec.escalate[k].after_s
+                self.timers.schedule(due, "escalate", (st.store, alert.id, k))
+        return restored
+
+    def _alert_spec(self, rule_id: str) -> AlertSpec | None:
+        rule = (
+            DEVICE_HEALTH_RULE
+            if rule_id == DEVICE_HEALTH_RULE.id
+            else self.compiled.rules.get(rule_id)
+        )
+        if rule is None:
+            return None
+        return next((a for a in rule.actions if isinstance(a, AlertSpec)), None)
+
+    # ------------------------------------------------------------------ device health
+
+    def _check_health(self, store: str, now: float) -> None:
+        st = self.stores[store]
+        if self._draining:
+            return
+        limit = self.settings.device_silence_s
+        for device, since, why in st.health_problems(now, limit):
+            if device in st.unhealthy:
+                continue
+            st.unhealthy[device] = since
+            ctx = Context("device_health", store, now, f"health:{device}:{since!r}")
+            ctx.device, ctx.reason = device, why
+            ctx.zone = st.registry.bells.get(device) or st.registry.beacons.get(device)
+            self.decider.raise_builtin(st, DEVICE_HEALTH_RULE, ctx)
+        st.recover(now, limit)
+        self.decider.settle(now)
+        self.timers.schedule(now + self.settings.health_every_s, "health", (store,))
+
+    def unhealthy_devices(self) -> int:
+        return sum(len(st.unhealthy) for st in self.stores.values())
 
     # ------------------------------------------------------------------ operations
 
@@ -604,6 +723,18 @@ class Engine:
             self.feed(event)
         self.flush()
         return list(self.drain())
+
+
+def _device_of(event: Event) -> str:
+    if isinstance(event, Sighting):
+        return event.gateway
+    if isinstance(event, BellPress):
+        return event.bell
+    if isinstance(event, StaffAck):
+        return event.band
+    if isinstance(event, DeviceStatus):
+        return event.device
+    return event.terminal
 
 
 def _extra_match(lst: Listener, ctx: Context, st: StoreState) -> bool:

@@ -230,10 +230,17 @@ class Decider:
 
     # ------------------------------------------------------------------ alerts
 
+    def raise_builtin(self, st: StoreState, rule: Rule, ctx: Context) -> None:
+        """An alert the engine raises itself (device health), outside the rule set."""
+        self.engine.stats.triggered[rule.id] += 1
+        for spec in rule.actions:
+            if isinstance(spec, AlertSpec):
+                self._raise_alert(st, rule, spec, ctx, None)
+
     def _raise_alert(
         self, st: StoreState, rule: Rule, spec: AlertSpec, ctx: Context, profile: Profile | None
     ) -> None:
-        source_key = ctx.bell or ctx.shopper or ctx.zone or "-"
+        source_key = ctx.bell or ctx.shopper or ctx.device or ctx.zone or "-"
         alert_id = stable_id("al-", rule.id, st.store, source_key, ctx.source)
         subject = _subject(ctx)
         if st.alerts.open_for(rule.id, source_key) is not None:
@@ -273,12 +280,15 @@ class Decider:
         st.alerts.add(alert)
         if band is not None:
             self._page(st, alert, band, ctx.ts)
+        else:
+            self.engine.journal_save(alert)
         for k, esc in enumerate(spec.escalate):
             self.engine.timers.schedule(ctx.ts + esc.after_s, "escalate", (st.store, alert_id, k))
 
     def _page(self, st: StoreState, alert: OpenAlert, band: str, ts: float) -> None:
         alert.bands.append(band)
         st.staff.busy[band] = alert.id
+        self.engine.journal_save(alert)  # before the page is published: write-ahead
         page = Alert(
             id=alert.id,
             store=alert.store,
@@ -301,9 +311,10 @@ class Decider:
             return
         alert.step = k + 2
         self.engine.stats.escalations[alert.rule] += 1
-        self._reroute(st, alert, alert.spec.escalate[k].to, due)
+        if not self._reroute(st, alert, alert.spec.escalate[k].to, due):
+            self.engine.journal_save(alert)  # the step is spent even with nobody to page
 
-    def _reroute(self, st: StoreState, alert: OpenAlert, targets: Any, ts: float) -> None:
+    def _reroute(self, st: StoreState, alert: OpenAlert, targets: Any, ts: float) -> bool:
         paged = frozenset(alert.bands) | alert.declined
         band = st.staff.route(
             targets, alert.zone or None, alert.advisor, paged, frozenset(alert.declined)
@@ -312,8 +323,9 @@ class Decider:
             subject = alert.shopper or alert.bell or alert.zone
             reason = "no_staff_available"
             self.decide(ts, alert.store, alert.rule, "alert", subject, None, reason, alert.id)
-            return
+            return False
         self._page(st, alert, band, ts)
+        return True
 
     def answer(self, st: StoreState, alert: OpenAlert, ev: StaffAck) -> None:
         """A staff answer: ack/done stop the escalation; decline passes the alert on now."""
@@ -323,6 +335,7 @@ class Decider:
                 del st.staff.busy[ev.band]
             if not alert.answered:
                 self._reroute(st, alert, (NextNearest(),), ev.ts)
+            self.engine.journal_save(alert)
             return
         if alert.acked_at is None:
             alert.acked_at, alert.acked_by = ev.ts, ev.band
@@ -337,6 +350,7 @@ class Decider:
                 del st.staff.busy[alert.acked_by]
         else:
             st.staff.busy[ev.band] = alert.id
+        self.engine.journal_save(alert)
 
     # ------------------------------------------------------------------ records
 

@@ -43,6 +43,11 @@ class StoreState:
         self.counts: dict[tuple[str, str], list[float]] = {}
         self.bought: dict[tuple[int, str], float] = {}
         self.devices: dict[str, tuple[bool, float, float | None]] = {}
+        self.last_heard: dict[str, float] = {}
+        """device -> last time a message from it was accepted (device health)"""
+        self.unhealthy: dict[str, float] = {}
+        """device -> since when it is silent or offline"""
+        self.first_heard: float | None = None
         self.generation = 0
         """Bumped by every reload; dwell timers of older generations are ignored."""
 
@@ -96,8 +101,28 @@ class StoreState:
         }
         within = {slot: cond.within_s for cond, slot in compiled.bought_slots.items()}
         self.bought = {k: t for k, t in self.bought.items() if now - t <= within.get(k[0], 0.0)}
-        self.alerts.expire(now, settings.alert_keep_s)
         return expired
+
+    def health_problems(self, now: float, limit: float) -> list[tuple[str, float, str]]:
+        """(device, since, why) for every gateway silent and device offline past ``limit``."""
+        problems = []
+        start = self.first_heard if self.first_heard is not None else now
+        for gateway in sorted(self.registry.gateways):
+            heard = self.last_heard.get(gateway, start)
+            if now - heard >= limit:
+                problems.append((gateway, heard, f"silent for {int((now - heard) // 60)} min"))
+        for device, (online, ts, _battery) in sorted(self.devices.items()):
+            if not online and now - ts >= limit:
+                problems.append((device, ts, "offline"))
+        return problems
+
+    def recover(self, now: float, limit: float) -> None:
+        """Devices heard from again (and not reporting offline) are healthy again."""
+        for device in list(self.unhealthy):
+            status = self.devices.get(device)
+            offline = status is not None and not status[0]
+            if not offline and now - self.last_heard.get(device, float("-inf")) < limit:
+                del self.unhealthy[device]
 
     def has_state(self) -> bool:
         return bool(

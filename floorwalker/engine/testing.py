@@ -61,6 +61,7 @@ class StoreScenario:
         profiles: Iterable[Profile] = (),
         settings: EngineSettings | None = None,
         guards: GuardStore | None = None,
+        device_health: bool = False,
     ) -> None:
         if not isinstance(rules, RuleSet):
             from floorwalker.rules.loader import load_rules  # noqa: PLC0415 - optional front end
@@ -72,6 +73,10 @@ class StoreScenario:
         self.store = self.registry.store
         self.profiles = ProfileBook({p.shopper: p for p in profiles})
         self.decisions: list[Decision] = []
+        if settings is None:
+            # Scenarios rarely make every gateway talk; page about silence only if asked.
+            silence = EngineSettings().device_silence_s if device_health else float("inf")
+            settings = EngineSettings(device_silence_s=silence)
         self.engine = Engine(
             rules,
             {self.store: self.registry},

@@ -56,7 +56,7 @@ import orjson
 import psutil
 
 from floorwalker.devices.decode import Decoder
-from floorwalker.devices.events import Event, Rejection
+from floorwalker.devices.events import Event, Rejection, Sighting
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.actions import Alert, Offer
 from floorwalker.engine.core import Engine
@@ -69,7 +69,6 @@ from floorwalker.simulators.shoppers import generate_profiles
 from floorwalker.simulators.traffic import (
     DEMO_REGISTRY,
     DEMO_START,
-    StoreLayout,
     Traffic,
     TrafficSettings,
     generate_stores,
@@ -147,7 +146,9 @@ class _Chain:
     def __init__(self, cfg: BenchSettings) -> None:
         base = load_layout(cfg.registry)
         self.layouts = [base.clone(f"s{i + 1:03d}") for i in range(cfg.stores)]
-        self.registries: dict[str, Registry] = {lay.registry.store: lay.registry for lay in self.layouts}
+        self.registries: dict[str, Registry] = {
+            lay.registry.store: lay.registry for lay in self.layouts
+        }
         advisors = sorted(b for b, m in base.registry.staff.items() if m.role == "advisor")
         profiles = generate_profiles(cfg.profiles, seed=cfg.seed, advisors=advisors)
         self.book = ProfileBook({p.shopper: p for p in profiles})
@@ -170,7 +171,9 @@ def _shoppers_for(chain: _Chain, events: int, minutes: float, seed: int) -> int:
     pilot_n = 100
     pilot = generate_stores(
         chain.layouts[:1],
-        TrafficSettings(shoppers=pilot_n, minutes=minutes, seed=seed + 1, start=DEMO_START, staff=False),
+        TrafficSettings(
+            shoppers=pilot_n, minutes=minutes, seed=seed + 1, start=DEMO_START, staff=False
+        ),
     )
     per_shopper = max(1.0, len(pilot) / pilot_n)
     return max(1, math.ceil(1.1 * events / per_shopper / len(chain.layouts)))
@@ -196,7 +199,9 @@ def _load_rule_sets(cfg: BenchSettings, workdir: Path) -> _RuleSets:
         flavours: tuple[Flavour, ...] = ("disjoint", "realistic")
         for flavour in flavours:
             directory = workdir / flavour
-            write_rules_dir(directory, synthetic_rules(cfg.extra_rules, flavour, cfg.seed), catalog=cfg.catalog)
+            write_rules_dir(
+                directory, synthetic_rules(cfg.extra_rules, flavour, cfg.seed), catalog=cfg.catalog
+            )
             gc.collect()
             t0 = time.perf_counter()
             extra[flavour] = load_rules(directory)
@@ -228,7 +233,15 @@ def _engine(rules: RuleSet, chain: _Chain) -> Engine:
     return Engine(rules, chain.registries, profiles=chain.book)
 
 
-def _finish(label: str, rules: RuleSet, engine: Engine, n: int, seconds: float, actions: list[Any], rejected: int) -> _Run:
+def _finish(
+    label: str,
+    rules: RuleSet,
+    engine: Engine,
+    n: int,
+    seconds: float,
+    actions: list[Any],
+    rejected: int,
+) -> _Run:
     offers = sum(1 for a in actions if isinstance(a, Offer))
     alerts = sum(1 for a in actions if isinstance(a, Alert))
     return _Run(
@@ -257,8 +270,11 @@ def _timed(fn: Callable[[], tuple[int, list[Any], int]]) -> tuple[float, int, li
     return seconds, n, actions, rejected
 
 
-def _core_run(label: str, rules: RuleSet, chain: _Chain, events: Sequence[Event]) -> _Run:
+def _core_run(
+    label: str, rules: RuleSet, chain: _Chain, events: Sequence[Event], *, via_feed: bool = False
+) -> _Run:
     engine = _engine(rules, chain)
+    feed: Callable[[Event], str | None] | None = getattr(engine, "feed", None)
 
     def loop() -> tuple[int, list[Any], int]:
         advance, ingest, drain = engine.advance_to, engine.ingest, engine.drain
@@ -273,11 +289,31 @@ def _core_run(label: str, rules: RuleSet, chain: _Chain, events: Sequence[Event]
                 actions.extend(out)
         return len(events), actions, rejected
 
-    seconds, n, actions, rejected = _timed(loop)
+    def feed_loop() -> tuple[int, list[Any], int]:
+        assert feed is not None
+        drain = engine.drain
+        actions: list[Any] = []
+        rejected = 0
+        for ev in events:
+            if feed(ev) is not None:
+                rejected += 1
+            out = drain()
+            if out:
+                actions.extend(out)
+        return len(events), actions, rejected
+
+    seconds, n, actions, rejected = _timed(feed_loop if via_feed and feed is not None else loop)
     return _finish(label, rules, engine, n, seconds, actions, rejected)
 
 
-def _decode_run(label: str, rules: RuleSet, chain: _Chain, wire: Sequence[tuple[str, bytes]]) -> _Run:
+def _has_feed() -> bool:
+    """Whether the engine offers ``feed(event)`` (advance + ingest in one call)."""
+    return callable(getattr(Engine, "feed", None))
+
+
+def _decode_run(
+    label: str, rules: RuleSet, chain: _Chain, wire: Sequence[tuple[str, bytes]]
+) -> _Run:
     engine = _engine(rules, chain)
     decoder = Decoder(chain.registries)
 
@@ -291,7 +327,9 @@ def _decode_run(label: str, rules: RuleSet, chain: _Chain, wire: Sequence[tuple[
     return run
 
 
-def _feed(engine: Engine, decoder: Decoder, wire: Iterable[tuple[str, bytes]]) -> tuple[int, list[Any], int]:
+def _feed(
+    engine: Engine, decoder: Decoder, wire: Iterable[tuple[str, bytes]]
+) -> tuple[int, list[Any], int]:
     advance, ingest, drain, decode = engine.advance_to, engine.ingest, engine.drain, decoder.decode
     actions: list[Any] = []
     rejected = n = 0
@@ -344,7 +382,7 @@ def _memory_wire(cfg: BenchSettings, chain: _Chain) -> list[tuple[str, bytes]]:
     traffic = chain.traffic(per_store, cfg.memory_arrival_s / 60.0, cfg.seed + 2)
     cutoff = DEMO_START + cfg.memory_arrival_s + cfg.memory_settle_s
     limit = int(np.searchsorted(traffic.timestamps(), cutoff, side="right"))
-    return list(traffic.wire(limit=limit))
+    return traffic.wire_list(limit=limit)
 
 
 def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]:
@@ -446,7 +484,9 @@ def _short(path: str) -> str:
 # --------------------------------------------------------------------------- profile
 
 
-def _profile(rules: RuleSet, chain: _Chain, events: Sequence[Event], top: int) -> list[dict[str, Any]]:
+def _profile(
+    rules: RuleSet, chain: _Chain, events: Sequence[Event], top: int
+) -> list[dict[str, Any]]:
     engine = _engine(rules, chain)
     advance, ingest, drain = engine.advance_to, engine.ingest, engine.drain
     prof = cProfile.Profile()
@@ -477,6 +517,34 @@ def _profile(rules: RuleSet, chain: _Chain, events: Sequence[Event], top: int) -
 # --------------------------------------------------------------------------- the bench
 
 
+def _code_state() -> dict[str, Any]:
+    """Which engine was measured: the commit, and whether the core had local changes."""
+    root = Path(__file__).resolve().parent.parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "floorwalker/engine", "floorwalker/devices"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "core_modified": []}
+    return {
+        "commit": head or None,
+        "core_modified": sorted(line[3:] for line in dirty if line.strip()),
+    }
+
+
 def _machine() -> dict[str, Any]:
     model = platform.processor() or platform.machine()
     try:
@@ -497,85 +565,61 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def run_core_bench(settings: BenchSettings | None = None, *, log: TextIO | None = None) -> dict[str, Any]:
-    """Run every measurement; return a JSON-ready dict (see the module docstring)."""
-    cfg = settings or BenchSettings()
-    say = (lambda msg: print(msg, file=log, flush=True)) if log is not None else (lambda msg: None)
-    started = time.perf_counter()
-    chain = _Chain(cfg)
+class _Log:
+    def __init__(self, out: TextIO | None) -> None:
+        self.out = out
 
-    with tempfile.TemporaryDirectory(prefix="fw-bench-") as tmp:
-        say(f"loading rules (catalog + 2 x {cfg.extra_rules} synthetic) ...")
-        rule_sets = _load_rule_sets(cfg, Path(tmp))
-    compile_info = _compile_times(rule_sets, chain.registries)
+    def __call__(self, message: str) -> None:
+        if self.out is not None:
+            print(message, file=self.out, flush=True)
 
-    say(f"memory: {cfg.memory_shoppers} shoppers arriving within {cfg.memory_arrival_s:g} s ...")
-    memory = _memory(cfg, chain, rule_sets.catalog)
 
-    say(f"generating {cfg.events:,} events over {cfg.stores} stores ...")
+def _workload(cfg: BenchSettings, chain: _Chain) -> tuple[Traffic, list[Event], dict[str, Any]]:
     t0 = time.perf_counter()
     per_store = _shoppers_for(chain, cfg.events, cfg.arrival_minutes, cfg.seed)
     traffic = chain.traffic(per_store, cfg.arrival_minutes, cfg.seed)
-    events = list(traffic.events(limit=cfg.events))
+    events = traffic.event_list(limit=cfg.events)
     gen_s = time.perf_counter() - t0
-    n_decode = min(cfg.decode_events or cfg.events, len(traffic))
-    workload = {
+    sightings = sum(1 for e in events if type(e) is Sighting)
+    info = {
         "events": len(events),
         "stores": cfg.stores,
         "shoppers": per_store * cfg.stores,
         "arrival_minutes": cfg.arrival_minutes,
         "virtual_seconds": round(events[-1].ts - events[0].ts, 1) if events else 0.0,
-        "sighting_share": round(sum(1 for e in events if type(e).__name__ == "Sighting") / max(1, len(events)), 4),
+        "sighting_share": round(sightings / max(1, len(events)), 4),
         "generate_s": round(gen_s, 2),
         "generated_events_per_s": round(len(events) / gen_s) if gen_s > 0 else None,
     }
+    return traffic, events, info
 
+
+def _throughput(
+    cfg: BenchSettings, chain: _Chain, rule_sets: _RuleSets, events: Sequence[Event], say: _Log
+) -> dict[str, _Run]:
+    """Every rule set on the same events, interleaved ``repeat`` times; the best run of each."""
     say("warm-up run ...")
     _core_run("warmup", rule_sets.catalog, chain, events[: min(len(events), 100_000)])
+    plan: list[tuple[str, RuleSet, bool]] = [
+        ("no_rules", rule_sets.none, False),
+        ("catalog", rule_sets.catalog, False),
+    ]
+    plan += [(f"extra_{name}", rs, False) for name, rs in rule_sets.extra.items()]
+    if _has_feed():
+        plan.append(("catalog_feed", rule_sets.catalog, True))
     runs: dict[str, _Run] = {}
-    plan: list[tuple[str, RuleSet]] = [("no_rules", rule_sets.none), ("catalog", rule_sets.catalog)]
-    plan += [(f"extra_{name}", rs) for name, rs in rule_sets.extra.items()]
     for rep in range(cfg.repeat):
-        for label, rules in plan:
+        for label, rules, via_feed in plan:
             say(f"core run {rep + 1}/{cfg.repeat}: {label} ({len(rules.rules)} rules) ...")
-            run = _core_run(label, rules, chain, events)
+            run = _core_run(label, rules, chain, events, via_feed=via_feed)
             if label not in runs or run.seconds < runs[label].seconds:
                 runs[label] = run
-    floor = _harness_floor(events)
-    workload["peak_active_shoppers"] = runs["catalog"].active_shoppers
+    return runs
 
-    profile: list[dict[str, Any]] = []
-    if cfg.profile_events > 0:
-        say(f"profiling {min(cfg.profile_events, len(events)):,} events (catalog rules) ...")
-        profile = _profile(rule_sets.catalog, chain, events[: cfg.profile_events], cfg.profile_top)
-    del events
 
-    say(f"decode + core: {n_decode:,} events as wire bytes ...")
-    wire = list(traffic.wire(limit=n_decode))
-    del traffic
-    decode_run = _decode_run("decode_catalog", rule_sets.catalog, chain, wire)
-    del wire
-
-    base = runs["catalog"]
-    results: dict[str, Any] = {
-        "machine": _machine(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        "workload": workload,
-        "harness_floor": {
-            "seconds": round(floor, 4),
-            "us_per_event": round(1e6 * floor / max(1, base.events), 3),
-        },
-        "core": {label: run.to_json() for label, run in runs.items()},
-        "decode_core": decode_run.to_json(),
-        "memory": memory,
-        "compile": compile_info,
-        "profile": profile,
-    }
-    ratios = {
-        label: round(run.seconds / base.seconds, 3) for label, run in runs.items() if label.startswith("extra_")
-    }
-    results["extra_rule_cost_ratio"] = ratios
-    results["targets"] = {
+def _targets(base: _Run, ratios: Mapping[str, float], memory: Mapping[str, Any]) -> dict[str, Any]:
+    per_shopper = float(memory["bytes_per_active_shopper"])
+    return {
         "core_events_per_s": {
             "target": TARGET_EVENTS_PER_S,
             "measured": round(base.rate),
@@ -588,46 +632,114 @@ def run_core_bench(settings: BenchSettings | None = None, *, log: TextIO | None 
         },
         "bytes_per_active_shopper": {
             "target": TARGET_BYTES_PER_SHOPPER,
-            "measured": memory["bytes_per_active_shopper"],
-            "met": memory["bytes_per_active_shopper"] <= TARGET_BYTES_PER_SHOPPER,
+            "measured": round(per_shopper),
+            "met": per_shopper <= TARGET_BYTES_PER_SHOPPER,
         },
     }
-    results["wall_s"] = round(time.perf_counter() - started, 1)
-    return results
+
+
+def run_core_bench(
+    settings: BenchSettings | None = None, *, log: TextIO | None = None
+) -> dict[str, Any]:
+    """Run every measurement; return a JSON-ready dict (see the module docstring).
+
+    Progress lines go to ``log`` (e.g. ``sys.stderr``) when given.
+    """
+    cfg = settings or BenchSettings()
+    say = _Log(log)
+    started = time.perf_counter()
+    chain = _Chain(cfg)
+
+    with tempfile.TemporaryDirectory(prefix="fw-bench-") as tmp:
+        say(f"loading rules (catalog + 2 x {cfg.extra_rules} synthetic) ...")
+        rule_sets = _load_rule_sets(cfg, Path(tmp))
+    compile_info = _compile_times(rule_sets, chain.registries)
+
+    say(f"memory: {cfg.memory_shoppers} shoppers arriving within {cfg.memory_arrival_s:g} s ...")
+    memory = _memory(cfg, chain, rule_sets.catalog)
+
+    say(f"generating {cfg.events:,} events over {cfg.stores} stores ...")
+    traffic, events, workload = _workload(cfg, chain)
+    runs = _throughput(cfg, chain, rule_sets, events, say)
+    floor = _harness_floor(events)
+    workload["peak_active_shoppers"] = runs["catalog"].active_shoppers
+
+    profile: list[dict[str, Any]] = []
+    if cfg.profile_events > 0:
+        say(f"profiling {min(cfg.profile_events, len(events)):,} events (catalog rules) ...")
+        profile = _profile(rule_sets.catalog, chain, events[: cfg.profile_events], cfg.profile_top)
+    del events
+
+    n_decode = min(cfg.decode_events or cfg.events, len(traffic))
+    say(f"decode + core: {n_decode:,} events as wire bytes ...")
+    wire = traffic.wire_list(limit=n_decode)
+    del traffic
+    decode_run = _decode_run("decode_catalog", rule_sets.catalog, chain, wire)
+    del wire
+
+    base = runs["catalog"]
+    ratios = {
+        label: round(run.seconds / base.seconds, 3)
+        for label, run in runs.items()
+        if label.startswith("extra_")
+    }
+    return {
+        "machine": _machine(),
+        "code": _code_state(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "workload": workload,
+        "harness_floor": {
+            "seconds": round(floor, 4),
+            "us_per_event": round(1e6 * floor / max(1, base.events), 3),
+        },
+        "core": {label: run.to_json() for label, run in runs.items()},
+        "decode_core": decode_run.to_json(),
+        "memory": memory,
+        "compile": compile_info,
+        "profile": profile,
+        "extra_rule_cost_ratio": ratios,
+        "targets": _targets(base, ratios, memory),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
 
 
 # --------------------------------------------------------------------------- report
+
+
+def _row(label: str, rules: object, rate: object, us: float, ratio: str, actions: object) -> str:
+    return f"{label:<40}{rules!s:>7}{rate!s:>12}{us:>10.2f}{ratio:>12}{actions!s:>10}"
 
 
 def format_report(r: Mapping[str, Any]) -> str:
     """A readable table of :func:`run_core_bench` results."""
     m, w, core = r["machine"], r["workload"], r["core"]
     lines = [
-        f"floorwalker bench core - Python {m['python']} on {m['cpu']} ({m['cores']} cores), one core used",
-        f"workload: {w['events']:,} events, {w['stores']} stores, {w['shoppers']:,} shoppers arriving "
-        f"within {w['arrival_minutes']:g} min, peak {w['peak_active_shoppers']:,} tracked, "
-        f"{100 * w['sighting_share']:.1f}% sightings; generated at {w['generated_events_per_s']:,} events/s",
+        f"floorwalker bench core - Python {m['python']} on {m['cpu']} "
+        f"({m['cores']} cores), one core used",
+        f"workload: {w['events']:,} events, {w['stores']} stores, {w['shoppers']:,} shoppers "
+        f"arriving within {w['arrival_minutes']:g} min, {w['peak_active_shoppers']:,} tracked "
+        f"at the end, {100 * w['sighting_share']:.1f}% sightings",
+        f"          (generated at {_num(w['generated_events_per_s'])} events/s)",
         "",
-        f"{'measurement':<44}{'rules':>7}{'events/s':>12}{'us/event':>10}{'vs catalog':>12}{'actions':>10}",
+        f"{'measurement':<40}{'rules':>7}{'events/s':>12}{'us/event':>10}"
+        f"{'vs catalog':>12}{'actions':>10}",
     ]
     base = core["catalog"]["seconds"]
-    for label, run in core.items():
+    for label, run in [*core.items(), ("decode+core: catalog", r["decode_core"])]:
+        name = label if label.startswith("decode") else f"core only: {label}"
+        ratio = f"{run['seconds'] / base:.2f}x"
         lines.append(
-            f"{'core only: ' + label:<44}{run['rules']:>7}{run['events_per_s']:>12,}"
-            f"{run['us_per_event']:>10.2f}{run['seconds'] / base:>11.2f}x{run['actions']:>10,}"
-        )
-    d = r["decode_core"]
-    lines.append(
-        f"{'decode + core: catalog':<44}{d['rules']:>7}{d['events_per_s']:>12,}"
-        f"{d['us_per_event']:>10.2f}{d['seconds'] / base:>11.2f}x{d['actions']:>10,}"
-    )
-    lines.append(f"{'harness floor (loop + 3 no-op calls)':<44}{'':>7}{'':>12}{r['harness_floor']['us_per_event']:>10.2f}")
+            _row(name, run["rules"], f"{run['events_per_s']:,}", run["us_per_event"], ratio,
+                 f"{run['actions']:,}")
+        )  # fmt: skip
+    floor = r["harness_floor"]["us_per_event"]
+    lines.append(_row("harness floor (loop, 3 no-op calls)", "", "", floor, "", ""))
     mem = r["memory"]
     lines += [
         "",
-        f"memory: {mem['bytes_per_active_shopper']:,} B per active shopper (tracemalloc; RSS delta "
-        f"{_num(mem['rss_bytes_per_active_shopper'])} B) over {mem['active_shoppers']:,} shoppers, "
-        f"{mem['timers_per_active_shopper']} pending timers each",
+        f"memory: {mem['bytes_per_active_shopper']:,} B per active shopper (tracemalloc; RSS "
+        f"delta {_num(mem['rss_bytes_per_active_shopper'])} B) over {mem['active_shoppers']:,} "
+        f"shoppers, {mem['timers_per_active_shopper']} pending timers each",
     ]
     comp = r["compile"]
     for name in ("catalog", "disjoint", "realistic"):
@@ -639,13 +751,16 @@ def format_report(r: Mapping[str, Any]) -> str:
             )
     lines += ["", "targets:"]
     for name, t in r["targets"].items():
-        lines.append(f"  {name:<28} target {t['target']:>10,}  measured {t['measured']!s:>10}  "
-                     f"{'met' if t['met'] else 'NOT MET'}")
+        lines.append(
+            f"  {name:<28} target {t['target']:>10,}  measured {t['measured']!s:>10}  "
+            f"{'met' if t['met'] else 'NOT MET'}"
+        )
     if r.get("profile"):
         lines += ["", "profile (catalog rules), top functions by own time:"]
         for row in r["profile"]:
             lines.append(
-                f"  {100 * row['share']:5.1f}%  {row['tottime_s']:7.3f}s  {row['calls']:>10,}  {row['function']}"
+                f"  {100 * row['share']:5.1f}%  {row['tottime_s']:7.3f}s  {row['calls']:>10,}  "
+                f"{row['function']}"
             )
     lines.append(f"\nwall time {r['wall_s']} s")
     return "\n".join(lines)
@@ -659,13 +774,26 @@ def _parser() -> argparse.ArgumentParser:
     d = BenchSettings()
     p = argparse.ArgumentParser(prog="floorwalker bench core", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=d.events, help="events per core run (%(default)s)")
-    p.add_argument("--extra-rules", type=int, default=d.extra_rules, help="synthetic rules added (%(default)s)")
-    p.add_argument("--stores", type=int, default=d.stores, help="stores cloned from the registry (%(default)s)")
+    p.add_argument(
+        "--extra-rules", type=int, default=d.extra_rules, help="synthetic rules added (%(default)s)"
+    )
+    p.add_argument(
+        "--stores", type=int, default=d.stores, help="stores cloned from the registry (%(default)s)"
+    )
     p.add_argument("--arrival-minutes", type=float, default=d.arrival_minutes)
-    p.add_argument("--decode-events", type=int, default=None, help="events in the decode run (default --events)")
+    p.add_argument(
+        "--decode-events",
+        type=int,
+        default=None,
+        help="events in the decode run (default --events)",
+    )
     p.add_argument("--memory-shoppers", type=int, default=d.memory_shoppers)
-    p.add_argument("--repeat", type=int, default=d.repeat, help="runs per rule set, best kept (%(default)s)")
-    p.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N events (catalog rules)")
+    p.add_argument(
+        "--repeat", type=int, default=d.repeat, help="runs per rule set, best kept (%(default)s)"
+    )
+    p.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also cProfile N events (catalog rules)"
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--registry", type=Path, default=d.registry)
     p.add_argument("--rules", type=Path, default=d.catalog, help="the catalog directory")

@@ -194,12 +194,16 @@ class _Maker:
 
 def _pos_category(m: _Maker, cats: Sequence[str]) -> Rule:
     cat = m.pick(cats)
-    return m.rule("pos-cat", {"pos_item": {"category": m.some(cats, 2) if m.chance(0.2) else cat}}, cat)
+    return m.rule(
+        "pos-cat", {"pos_item": {"category": m.some(cats, 2) if m.chance(0.2) else cat}}, cat
+    )
 
 
 def _pos_sku(m: _Maker, cats: Sequence[str], ean: bool) -> Rule:
     if ean:
-        skus = [f"69{int(m.rng.integers(10**10, 10**11))}" for _ in range(1 + int(m.rng.integers(3)))]
+        skus = [
+            f"69{int(m.rng.integers(10**10, 10**11))}" for _ in range(1 + int(m.rng.integers(3)))
+        ]
     else:
         cat = m.pick(cats)
         skus = [f"{cat}-{int(m.rng.integers(25)):03d}" for _ in range(1 + int(m.rng.integers(3)))]
