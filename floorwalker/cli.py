@@ -87,6 +87,44 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("capture", type=Path)
     replay.set_defaults(func=_cmd_replay)
 
+    run = sub.add_parser("run", help="the live edge runner (MQTT in, engine, MQTT out)")
+    run.add_argument("--config", type=Path, help="TOML settings file (FLOORWALKER_CONFIG)")
+    run.add_argument("--mqtt", help="broker URL, mqtt://host:port (FLOORWALKER_MQTT)")
+    run.add_argument("--redis", help="Redis URL, redis://host:port/db (FLOORWALKER_REDIS)")
+    run.add_argument(
+        "--registry",
+        dest="registries",
+        action="append",
+        type=Path,
+        help="store registry; repeat for several stores (FLOORWALKER_REGISTRIES)",
+    )
+    run.add_argument("--rules", type=Path, help="rules directory (FLOORWALKER_RULES)")
+    run.add_argument(
+        "--profiles", type=Path, help="profiles JSON Lines, when running without Redis"
+    )
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    run.add_argument("--client-id", help="MQTT client id; keep it stable for a persistent session")
+    run.add_argument("--prefix", help="topic prefix (default fw)")
+    run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
+    run.set_defaults(func=_cmd_run)
+
+    profiles = sub.add_parser("profiles", help="shopper profiles in Redis")
+    psub = profiles.add_subparsers(metavar="ACTION")
+    pimport = psub.add_parser("import", help="load profiles (JSON Lines) into Redis")
+    pimport.add_argument("file", type=Path)
+    pimport.add_argument("--redis", required=True)
+    pimport.add_argument("--redis-prefix", default="fw:")
+    pimport.set_defaults(func=_cmd_profiles_import)
+    psegment = psub.add_parser("segment", help="recompute RFM segments and tiers from POS history")
+    psegment.add_argument("--redis", required=True)
+    psegment.add_argument("--redis-prefix", default="fw:")
+    psegment.set_defaults(func=_cmd_profiles_segment)
+    forget = psub.add_parser("forget", help="erase a shopper from every store (privacy)")
+    forget.add_argument("shopper")
+    forget.add_argument("--redis", required=True)
+    forget.add_argument("--redis-prefix", default="fw:")
+    forget.set_defaults(func=_cmd_profiles_forget)
+
     demo = sub.add_parser("demo", help="the demo store: replay bundled traffic, show what happened")
     demo.set_defaults(func=_cmd_demo)
 
@@ -222,6 +260,49 @@ def _progress(capture: Capture) -> Iterator[Callable[[], None]]:
                 bar.update(task, completed=capture.position)
 
         yield tick
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from floorwalker.engine.runners.edge import EdgeRunner
+    from floorwalker.engine.runners.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "config")}
+    if flags.get("registries"):
+        flags["registries"] = tuple(flags["registries"])
+    settings = load_settings(flags, config=args.config)
+    with EdgeRunner(settings) as runner:
+        runner.install_signal_handlers()
+        where = f", metrics on :{runner.metrics_port}" if runner.metrics_port else ""
+        print(f"floorwalker: running on {settings.mqtt}{where}", file=sys.stderr, flush=True)
+        runner.run()
+    return 0
+
+
+def _cmd_profiles_import(args: argparse.Namespace) -> int:
+    from floorwalker.engine.stores.redis_profiles import import_profiles
+
+    count = import_profiles(args.redis, args.file, prefix=args.redis_prefix)
+    print(f"imported {count} profile(s) into {args.redis}", file=sys.stderr)
+    return 0
+
+
+def _cmd_profiles_segment(args: argparse.Namespace) -> int:
+    from floorwalker.engine.stores.segment import segment_profiles
+
+    summary = segment_profiles(args.redis, prefix=args.redis_prefix)
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _cmd_profiles_forget(args: argparse.Namespace) -> int:
+    from floorwalker.engine.stores.segment import forget_shopper_everywhere
+
+    counts = forget_shopper_everywhere(args.redis, args.shopper, prefix=args.redis_prefix)
+    print(orjson.dumps(counts).decode())
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

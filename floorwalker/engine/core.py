@@ -22,6 +22,7 @@ the same decisions. Either way, events older than ``max_late_s`` or newer than
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -605,7 +606,7 @@ class Engine:
                 # The visit leaves the engine's memory; the profile keeps its date.
                 self.profiles.record_visit(shopper, start)
             for alert_id in st.alerts.expire(now, self.settings.alert_keep_s):
-                self._journal(lambda a=alert_id, s=st.store: self.journal.drop(s, a))
+                self._journal(functools.partial(self.journal.drop, st.store, alert_id))
             busy = busy or st.has_state()
         horizon = now
         self._recent_ids = {k: v for k, v in self._recent_ids.items() if v > horizon}

@@ -37,10 +37,12 @@ import argparse
 import cProfile
 import gc
 import io
+import linecache
 import math
 import os
 import platform
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,8 +99,12 @@ class BenchSettings:
     memory_settle_s: float = 60.0
     """The memory run stops this long after the last arrival (everyone is in the store)."""
     profiles: int = 20_000
-    repeat: int = 1
-    """Throughput runs per rule set; the best is reported."""
+    repeat: int = 3
+    """Throughput runs per rule set, interleaved; the best is reported, with the median."""
+    sweep_events: int = 300_000
+    """Events per run of the concurrency sweep (catalog rules)."""
+    sweep_arrival_minutes: tuple[float, ...] = (120.0, 30.0, 4.0)
+    """Arrival windows of the sweep: long windows mean fewer shoppers in store at once."""
     profile_events: int = 0
     """Events to run under cProfile (catalog rules); 0 = no profile."""
     profile_top: int = 15
@@ -124,6 +130,8 @@ class _Run:
     active_shoppers: int
     triggered: int
     extra: dict[str, Any] = field(default_factory=dict)
+    samples_s: list[float] = field(default_factory=list)
+    """Seconds of every repeat (the run itself is the fastest)."""
 
     @property
     def rate(self) -> float:
@@ -134,6 +142,9 @@ class _Run:
         out["events_per_s"] = round(self.rate)
         out["us_per_event"] = round(1e6 * self.seconds / max(1, self.events), 3)
         out["seconds"] = round(self.seconds, 4)
+        samples = self.samples_s or [self.seconds]
+        out["samples_s"] = [round(x, 4) for x in samples]
+        out["median_events_per_s"] = round(self.events / statistics.median(samples))
         return out
 
 
@@ -401,11 +412,12 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
     timers = len(engine.timers)
     sites = [
         {
-            "where": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}",
-            "bytes_per_shopper": round(s.size / max(1, active)),
+            "where": f"{_short(frame.filename)}:{frame.lineno}",
+            "code": linecache.getline(frame.filename, frame.lineno).strip()[:90],
+            "bytes_per_shopper": round(stat.size / max(1, active)),
         }
-        for s in snapshot.statistics("lineno")[:40]
-        if "floorwalker" in s.traceback[0].filename
+        for stat in snapshot.statistics("lineno")[:40]
+        if "floorwalker" in (frame := stat.traceback[0]).filename
     ][:12]
     out: dict[str, Any] = {
         "messages": len(wire),
@@ -490,12 +502,17 @@ def _profile(
     engine = _engine(rules, chain)
     advance, ingest, drain = engine.advance_to, engine.ingest, engine.drain
     prof = cProfile.Profile()
-    prof.enable()
-    for ev in events:
-        advance(ev.ts)
-        ingest(ev)
-        drain()
-    prof.disable()
+    gc.collect()
+    gc.freeze()  # as in the timed runs: the workload is not the engine's garbage to scan
+    try:
+        prof.enable()
+        for ev in events:
+            advance(ev.ts)
+            ingest(ev)
+            drain()
+        prof.disable()
+    finally:
+        gc.unfreeze()
     stats = pstats.Stats(prof, stream=io.StringIO())
     total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
     rows = []
@@ -612,9 +629,53 @@ def _throughput(
         for label, rules, via_feed in plan:
             say(f"core run {rep + 1}/{cfg.repeat}: {label} ({len(rules.rules)} rules) ...")
             run = _core_run(label, rules, chain, events, via_feed=via_feed)
+            samples = [*runs[label].samples_s, run.seconds] if label in runs else [run.seconds]
             if label not in runs or run.seconds < runs[label].seconds:
                 runs[label] = run
+            runs[label].samples_s = samples
     return runs
+
+
+def _in_store(events: Sequence[Event]) -> float:
+    """Mean number of distinct shoppers seen per minute: the shoppers in the stores at once."""
+    minutes: dict[int, set[str]] = {}
+    for ev in events:
+        if type(ev) is Sighting and not ev.is_staff:
+            minutes.setdefault(int(ev.ts // 60.0), set()).add(ev.subject)
+    return statistics.mean(len(s) for s in minutes.values()) if minutes else 0.0
+
+
+def _concurrency_sweep(
+    cfg: BenchSettings, chain: _Chain, rules: RuleSet, say: _Log
+) -> list[dict[str, Any]]:
+    """Catalog throughput on equal-sized workloads with fewer and more shoppers in store at once.
+
+    The per-event work is the same; what changes is how much state the engine
+    touches (memory locality), which matters in CPython.
+    """
+    n = min(cfg.events, cfg.sweep_events)
+    rows: list[dict[str, Any]] = []
+    for minutes in cfg.sweep_arrival_minutes:
+        per_store = _shoppers_for(chain, n, minutes, cfg.seed)
+        events = chain.traffic(per_store, minutes, cfg.seed + 3).event_list(limit=n)
+        say(f"concurrency sweep: {len(events):,} events, arrivals over {minutes:g} min ...")
+        best: _Run | None = None
+        for _ in range(cfg.repeat):
+            run = _core_run("sweep", rules, chain, events)
+            best = run if best is None or run.seconds < best.seconds else best
+        assert best is not None
+        rows.append(
+            {
+                "arrival_minutes": minutes,
+                "events": len(events),
+                "shoppers": per_store * cfg.stores,
+                "in_store_at_once": round(_in_store(events)),
+                "events_per_s": round(best.rate),
+                "us_per_event": round(1e6 * best.seconds / max(1, len(events)), 3),
+            }
+        )
+        del events
+    return rows
 
 
 def _targets(base: _Run, ratios: Mapping[str, float], memory: Mapping[str, Any]) -> dict[str, Any]:
@@ -663,12 +724,15 @@ def run_core_bench(
     runs = _throughput(cfg, chain, rule_sets, events, say)
     floor = _harness_floor(events)
     workload["peak_active_shoppers"] = runs["catalog"].active_shoppers
+    workload["in_store_at_once"] = round(_in_store(events))
 
     profile: list[dict[str, Any]] = []
     if cfg.profile_events > 0:
         say(f"profiling {min(cfg.profile_events, len(events)):,} events (catalog rules) ...")
         profile = _profile(rule_sets.catalog, chain, events[: cfg.profile_events], cfg.profile_top)
     del events
+
+    sweep = _concurrency_sweep(cfg, chain, rule_sets.catalog, say) if cfg.sweep_events > 0 else []
 
     n_decode = min(cfg.decode_events or cfg.events, len(traffic))
     say(f"decode + core: {n_decode:,} events as wire bytes ...")
@@ -683,6 +747,12 @@ def run_core_bench(
         for label, run in runs.items()
         if label.startswith("extra_")
     }
+    base_median = statistics.median(base.samples_s or [base.seconds])
+    median_ratios = {
+        label: round(statistics.median(run.samples_s or [run.seconds]) / base_median, 3)
+        for label, run in runs.items()
+        if label.startswith("extra_")
+    }
     return {
         "machine": _machine(),
         "code": _code_state(),
@@ -694,10 +764,12 @@ def run_core_bench(
         },
         "core": {label: run.to_json() for label, run in runs.items()},
         "decode_core": decode_run.to_json(),
+        "concurrency_sweep": sweep,
         "memory": memory,
         "compile": compile_info,
         "profile": profile,
         "extra_rule_cost_ratio": ratios,
+        "extra_rule_cost_ratio_median": median_ratios,
         "targets": _targets(base, ratios, memory),
         "wall_s": round(time.perf_counter() - started, 1),
     }
@@ -706,34 +778,51 @@ def run_core_bench(
 # --------------------------------------------------------------------------- report
 
 
-def _row(label: str, rules: object, rate: object, us: float, ratio: str, actions: object) -> str:
-    return f"{label:<40}{rules!s:>7}{rate!s:>12}{us:>10.2f}{ratio:>12}{actions!s:>10}"
+def _row(
+    label: str, rules: object, rate: object, median: object, us: str, ratio: str, actions: object
+) -> str:
+    return f"{label:<36}{rules!s:>6}{rate!s:>11}{median!s:>11}{us:>10}{ratio:>9}{actions!s:>9}"
 
 
 def format_report(r: Mapping[str, Any]) -> str:
     """A readable table of :func:`run_core_bench` results."""
     m, w, core = r["machine"], r["workload"], r["core"]
+    repeat = r["settings"]["repeat"]
     lines = [
         f"floorwalker bench core - Python {m['python']} on {m['cpu']} "
         f"({m['cores']} cores), one core used",
         f"workload: {w['events']:,} events, {w['stores']} stores, {w['shoppers']:,} shoppers "
-        f"arriving within {w['arrival_minutes']:g} min, {w['peak_active_shoppers']:,} tracked "
-        f"at the end, {100 * w['sighting_share']:.1f}% sightings",
-        f"          (generated at {_num(w['generated_events_per_s'])} events/s)",
+        f"arriving within {w['arrival_minutes']:g} min, ~{w['in_store_at_once']:,} in store "
+        f"at once, {100 * w['sighting_share']:.1f}% sightings",
+        f"          (generated at {_num(w['generated_events_per_s'])} events/s); "
+        f"best and median of {repeat} interleaved runs",
         "",
-        f"{'measurement':<40}{'rules':>7}{'events/s':>12}{'us/event':>10}"
-        f"{'vs catalog':>12}{'actions':>10}",
+        _row("measurement", "rules", "best ev/s", "median", "us/event", "cost", "actions"),
     ]
     base = core["catalog"]["seconds"]
     for label, run in [*core.items(), ("decode+core: catalog", r["decode_core"])]:
         name = label if label.startswith("decode") else f"core only: {label}"
-        ratio = f"{run['seconds'] / base:.2f}x"
         lines.append(
-            _row(name, run["rules"], f"{run['events_per_s']:,}", run["us_per_event"], ratio,
-                 f"{run['actions']:,}")
-        )  # fmt: skip
+            _row(
+                name,
+                run["rules"],
+                f"{run['events_per_s']:,}",
+                f"{run['median_events_per_s']:,}",
+                f"{run['us_per_event']:.2f}",
+                f"{run['seconds'] / base:.2f}x",
+                f"{run['actions']:,}",
+            )
+        )
     floor = r["harness_floor"]["us_per_event"]
-    lines.append(_row("harness floor (loop, 3 no-op calls)", "", "", floor, "", ""))
+    lines.append(_row("harness floor (loop, 3 no-op calls)", "", "", "", f"{floor:.2f}", "", ""))
+    if r.get("concurrency_sweep"):
+        lines += ["", "catalog throughput vs shoppers in store at once (same per-event work):"]
+        for row in r["concurrency_sweep"]:
+            lines.append(
+                f"  {row['in_store_at_once']:>6,} in store ({row['shoppers']:,} arriving over "
+                f"{row['arrival_minutes']:g} min): {row['events_per_s']:>9,} events/s "
+                f"({row['us_per_event']:.2f} us)"
+            )
     mem = r["memory"]
     lines += [
         "",
@@ -741,6 +830,8 @@ def format_report(r: Mapping[str, Any]) -> str:
         f"delta {_num(mem['rss_bytes_per_active_shopper'])} B) over {mem['active_shoppers']:,} "
         f"shoppers, {mem['timers_per_active_shopper']} pending timers each",
     ]
+    for site in mem.get("top_allocation_sites", [])[:6]:
+        lines.append(f"  {site['bytes_per_shopper']:>5} B  {site['where']}  {site.get('code', '')}")
     comp = r["compile"]
     for name in ("catalog", "disjoint", "realistic"):
         if name in comp:
@@ -794,6 +885,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also cProfile N events (catalog rules)"
     )
+    p.add_argument(
+        "--sweep-events",
+        type=int,
+        default=d.sweep_events,
+        metavar="N",
+        help="events per run of the concurrency sweep, 0 to skip (%(default)s)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--registry", type=Path, default=d.registry)
     p.add_argument("--rules", type=Path, default=d.catalog, help="the catalog directory")
@@ -814,6 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_shoppers=args.memory_shoppers,
         repeat=args.repeat,
         profile_events=args.profile,
+        sweep_events=args.sweep_events,
         seed=args.seed,
         registry=args.registry,
         catalog=args.rules,

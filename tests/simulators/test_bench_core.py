@@ -23,6 +23,8 @@ TINY = BenchSettings(
     memory_settle_s=10.0,
     profiles=200,
     profile_events=500,
+    sweep_events=800,
+    sweep_arrival_minutes=(10.0, 1.0),
     profile_top=5,
 )
 
@@ -41,6 +43,7 @@ def test_results_have_every_measurement(results: dict[str, Any]) -> None:
         "harness_floor",
         "core",
         "decode_core",
+        "concurrency_sweep",
         "memory",
         "compile",
         "profile",
@@ -66,6 +69,7 @@ def test_results_have_every_measurement(results: dict[str, Any]) -> None:
     assert memory["active_shoppers"] > 0 and memory["bytes_per_active_shopper"] > 0
     assert results["compile"]["disjoint"]["rules"] == 23
     assert 0 < len(results["profile"]) <= 5
+    assert [row["arrival_minutes"] for row in results["concurrency_sweep"]] == [10.0, 1.0]
     orjson.dumps(results)  # JSON-ready
 
 

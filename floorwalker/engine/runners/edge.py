@@ -1,0 +1,334 @@
+"""The live edge runner: one process, one broker, one Redis, the engine in between.
+
+Threads: paho's network thread fills the inbox; one *core thread* (the caller of
+:meth:`EdgeRunner.run`) owns the engine, the decoder and every publish: it
+waits on the inbox no longer than until the next timer is due, advances the
+engine clock to the wall clock, decodes, ingests, publishes what the engine
+decided and then acknowledges the message. The engine is single-threaded by
+construction; nothing else touches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from floorwalker.devices.decode import Decoder, DecoderSettings
+from floorwalker.devices.events import Checkout, Rejection
+from floorwalker.devices.registry import Registry, load_registry
+from floorwalker.devices.topics import inbound_filters
+from floorwalker.engine.actions import Action
+from floorwalker.engine.alerts import AlertJournal, NoJournal
+from floorwalker.engine.core import Engine, EngineSettings
+from floorwalker.engine.guards import GuardStore, InMemoryGuardStore
+from floorwalker.engine.profiles import ProfileBook, ProfileSource
+from floorwalker.engine.runners.metrics import Metrics
+from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
+from floorwalker.engine.runners.settings import EdgeSettings
+from floorwalker.errors import ConfigError, RuleSetError
+from floorwalker.rules.loader import load_rules
+from floorwalker.rules.model import RuleSet
+
+log = logging.getLogger("floorwalker.edge")
+
+IDLE_WAIT_S = 0.05
+"""Longest wait on the inbox when no timer is due sooner (keeps metrics and reloads live)."""
+BATCH = 256
+"""Messages taken per wake-up before looking at the clock again."""
+
+
+@dataclass
+class _Backends:
+    guards: GuardStore
+    profiles: ProfileSource
+    journal: AlertJournal
+    history: Any | None = None
+    closers: list[Any] = field(default_factory=list)
+
+
+class EdgeRunner:
+    """``with EdgeRunner(settings) as runner: runner.run()`` — or ``start()``/``stop()``."""
+
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_size)
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stack = contextlib.ExitStack()
+        self.engine: Engine | None = None
+        self._guard_errors_seen = 0
+        self._reconnects_seen = 0
+        self.metrics_port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> EdgeRunner:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._stack.close()
+
+    def _open(self) -> None:
+        s = self.settings
+        registries = _load_registries(s.registries)
+        rules = _load_rules(s.rules, registries)
+        backends = self._backends(s)
+        self.history = backends.history
+        self.engine = Engine(
+            rules,
+            registries,
+            profiles=backends.profiles,
+            guards=backends.guards,
+            journal=backends.journal,
+            settings=EngineSettings(lateness_s=s.lateness_s, device_silence_s=s.device_silence_s),
+        )
+        load = getattr(backends.journal, "load", None)
+        if load is not None:
+            restored = self.engine.restore_alerts(load())
+            log.info("restored %d open alert(s) from Redis", restored)
+        self.decoder = Decoder(registries, DecoderSettings(prefix=s.prefix))
+        self.registries = registries
+        self._watch = _FileWatch(s.registries, s.rules)
+        host, port = s.mqtt_host_port
+        link = LinkSettings(host, port, s.client_id, inbound_filters(prefix=s.prefix))
+        self.link = MqttLink(link, self.inbox)
+        if s.metrics_port is not None:
+            server = self.metrics.serve(s.metrics_port)
+            self._stack.callback(server.close)
+            self.metrics_port = server.port
+        self.link.start()
+        self._stack.callback(self.link.stop)
+
+    def _backends(self, s: EdgeSettings) -> _Backends:
+        if s.redis is None:
+            book = ProfileBook.load(s.profiles) if s.profiles else ProfileBook()
+            return _Backends(InMemoryGuardStore(), book, NoJournal())
+        from floorwalker.engine.stores.pos_history import PosHistory  # noqa: PLC0415
+        from floorwalker.engine.stores.redis_alerts import RedisAlertJournal  # noqa: PLC0415
+        from floorwalker.engine.stores.redis_guards import (  # noqa: PLC0415
+            RedisGuardSettings,
+            RedisGuardStore,
+        )
+        from floorwalker.engine.stores.redis_profiles import RedisProfiles  # noqa: PLC0415
+
+        guards = RedisGuardStore.from_url(
+            s.redis, RedisGuardSettings(prefix=s.redis_prefix + "guard:")
+        )
+        self._stack.callback(guards.close)
+        profiles = self._stack.enter_context(RedisProfiles.from_url(s.redis, prefix=s.redis_prefix))
+        journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix)
+        history = self._stack.enter_context(PosHistory.from_url(s.redis, prefix=s.redis_prefix))
+        return _Backends(guards, profiles, journal, history)
+
+    def start(self) -> None:
+        """Run the core loop in a background thread (tests, the demo)."""
+        self._thread = threading.Thread(target=self.run, name="floorwalker-core", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def request_reload(self) -> None:
+        """Reload rules and registries at the next loop turn (SIGHUP, file change)."""
+        self._reload_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        def on_hup(_sig: int, _frame: FrameType | None) -> None:
+            self.request_reload()
+
+        def on_term(_sig: int, _frame: FrameType | None) -> None:
+            self._stop.set()
+
+        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    # ------------------------------------------------------------------ core loop
+
+    def run(self) -> None:
+        engine = self.engine
+        assert engine is not None, "use `with EdgeRunner(...)` first"
+        next_sync = next_watch = time.monotonic()
+        while not self._stop.is_set():
+            item = self._wait(engine)
+            now = time.time()
+            engine.advance_to(now)
+            self._publish(engine.drain(), now, timer=True)
+            batch = 0
+            while item is not None:
+                self._handle(engine, item)
+                batch += 1
+                item = self._next_nowait() if batch < BATCH else None
+            mono = time.monotonic()
+            if mono >= next_watch:
+                next_watch = mono + self.settings.reload_poll_s
+                if self._watch.changed():
+                    self._reload_requested.set()
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
+            if mono >= next_sync:
+                next_sync = mono + 1.0
+                self._sync_metrics(engine)
+
+    def _wait(self, engine: Engine) -> Inbound | None:
+        due = engine.timers.next_due()
+        timeout = IDLE_WAIT_S
+        if due is not None:
+            timeout = min(timeout, max(0.0, due + self.settings.lateness_s - time.time()))
+        try:
+            return self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _next_nowait(self) -> Inbound | None:
+        try:
+            return self.inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _handle(self, engine: Engine, item: Inbound) -> None:
+        now = time.time()
+        engine.advance_to(now)
+        self._publish(engine.drain(), now, timer=True)
+        for decoded in self.decoder.decode(item.topic, item.payload, item.arrival):
+            if isinstance(decoded, Rejection):
+                self._deadletter(decoded)
+                continue
+            reason = engine.ingest(decoded)
+            if reason is not None:
+                raw = item.payload.decode("utf-8", "replace")
+                rej = Rejection(reason, item.topic, raw, reason, item.arrival, decoded.store)
+                self._deadletter(rej)
+            elif isinstance(decoded, Checkout) and self.history is not None:
+                self.history.record_checkout(decoded)
+            self._publish(engine.drain(), time.time(), timer=False, arrival=item.arrival)
+        self.link.ack(item)  # only now: a crash before this gets the message redelivered
+
+    def _publish(
+        self, actions: list[Action], now: float, *, timer: bool, arrival: float | None = None
+    ) -> None:
+        prefix = self.settings.prefix
+        for action in actions:
+            self.link.publish(action.topic(prefix), orjson.dumps(action.payload()))
+            sent = time.time()
+            if timer:
+                self.metrics.timer_lateness(max(0.0, sent - action.ts))
+            else:
+                self.metrics.decision_latency("device", max(0.0, sent - action.ts))
+                if arrival is not None:
+                    self.metrics.decision_latency("arrival", max(0.0, sent - arrival))
+
+    def _deadletter(self, rej: Rejection) -> None:
+        store = rej.store or "_unknown"
+        topic = f"{self.settings.prefix}/{store}/deadletter"
+        self.link.publish(topic, orjson.dumps(rej.deadletter_payload()))
+        self.metrics.deadletter(rej.reason)
+
+    def _sync_metrics(self, engine: Engine) -> None:
+        self.metrics.sync(engine)
+        for _ in range(engine.stats.guard_errors - self._guard_errors_seen):
+            self.metrics.redis_error()
+        self._guard_errors_seen = engine.stats.guard_errors
+        for _ in range(self.link.reconnects - self._reconnects_seen):
+            self.metrics.reconnect()
+        self._reconnects_seen = self.link.reconnects
+        self.metrics.queue_depth(self.inbox.qsize())
+        self.metrics.outbox_pending(self.link.pending)
+
+    # ------------------------------------------------------------------ hot reload
+
+    def reload(self) -> bool:
+        """Load rules and registries again; on any error keep what runs and say why."""
+        engine = self.engine
+        assert engine is not None
+        try:
+            registries = _load_registries(self.settings.registries)
+            rules = _load_rules(self.settings.rules, registries)
+        except (RuleSetError, ConfigError) as exc:
+            log.error("reload refused, the running rules stay:\n%s", exc)
+            self.metrics.reload("refused")
+            return False
+        engine.reload(rules, registries)
+        self.decoder = Decoder(registries, DecoderSettings(prefix=self.settings.prefix))
+        self.registries = registries
+        self.metrics.reload("ok")
+        log.info("reloaded %d rule(s) for %d store(s)", len(rules.rules), len(registries))
+        return True
+
+
+def _load_registries(paths: tuple[Any, ...]) -> dict[str, Registry]:
+    registries: dict[str, Registry] = {}
+    for path in paths:
+        registry = load_registry(path)
+        if registry.store in registries:
+            raise ConfigError(f"store {registry.store} is in two registries", file=str(path))
+        registries[registry.store] = registry
+    return registries
+
+
+def _load_rules(directory: Any, registries: Mapping[str, Registry]) -> RuleSet:
+    tags = sorted({t for r in registries.values() for t in r.tags})
+    roles = sorted({m.role for r in registries.values() for m in r.staff.values()})
+    return load_rules(directory, extra_tags=tags, extra_roles=roles)
+
+
+class _FileWatch:
+    """Notices edits to rule and registry files by their modification times."""
+
+    def __init__(self, registries: tuple[Any, ...], rules_dir: Any) -> None:
+        from pathlib import Path  # noqa: PLC0415
+
+        self._registries = [Path(p) for p in registries]
+        self._rules = Path(rules_dir)
+        self._seen = self._snapshot()
+
+    def _snapshot(self) -> dict[str, float]:
+        files = list(self._registries)
+        if self._rules.is_dir():
+            files += sorted(self._rules.glob("*.y*ml"))
+        stamp: dict[str, float] = {}
+        for f in files:
+            with contextlib.suppress(OSError):
+                stat = f.stat()
+                stamp[str(f)] = stat.st_mtime_ns + stat.st_size
+        return stamp
+
+    def changed(self) -> bool:
+        now = self._snapshot()
+        if now != self._seen:
+            self._seen = now
+            return True
+        return False
+
+
+@contextlib.contextmanager
+def running(settings: EdgeSettings) -> Iterator[EdgeRunner]:
+    """An edge runner with its core loop in a background thread (tests, the demo)."""
+    with EdgeRunner(settings) as runner:
+        runner.start()
+        try:
+            yield runner
+        finally:
+            runner.stop()

@@ -1,0 +1,370 @@
+"""Prometheus metrics for a runner.
+
+The engine core keeps only plain counters (:class:`~floorwalker.engine.stats.EngineStats`)
+so the hot path pays one dict update per fact. A runner owns one :class:`Metrics`
+and calls :meth:`Metrics.sync` every so often (about once a second, not per
+event): it turns the core's counters into Prometheus counter increments, sets the
+gauges the core can answer, and observes staff response times recorded since the
+last sync. What only the runner knows (dead letters, publish latency, timer
+lateness, queue depths, reconnects, Redis errors, reloads) it reports through the
+direct methods.
+
+Each :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`,
+never the process-global one, so tests and two runners in one process do not clash.
+:meth:`Metrics.sync` reads the engine's dicts without locks: call it from the
+thread that drives the engine. The direct methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Hashable, Mapping
+from typing import Final, Generic, Protocol, TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from floorwalker.engine.stats import EngineStats
+
+#: Publish latency: sub-millisecond (arrival -> publish) to seconds (device clock -> publish).
+DECISION_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+#: How late a due timer's action is published.
+TIMER_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+#: Alert -> staff acknowledgement: one second to ten minutes.
+RESPONSE_BUCKETS: Final = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0)
+
+LATENCY_PATHS: Final = ("device", "arrival")
+"""``device``: the device's timestamp -> publish; ``arrival``: the runner received it -> publish."""
+RELOAD_OUTCOMES: Final = ("ok", "refused")
+
+K = TypeVar("K", bound=Hashable)
+
+
+class EngineLike(Protocol):
+    """What :meth:`Metrics.sync` reads: :class:`floorwalker.engine.core.Engine` fits."""
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    def open_alerts(self) -> int: ...
+
+    def active_shoppers(self) -> int: ...
+
+    def unhealthy_devices(self) -> int: ...
+
+
+class _Deltas(Generic[K]):
+    """Remembers the last values of a family of monotonic counters."""
+
+    def __init__(self) -> None:
+        self._last: dict[K, int] = {}
+
+    def step(self, current: Mapping[K, int]) -> list[tuple[K, int]]:
+        """The increments since the last step; a value that went down starts afresh."""
+        out: list[tuple[K, int]] = []
+        last = self._last
+        for key, value in current.items():
+            prev = last.get(key, 0)
+            delta = value - prev if value >= prev else value
+            if delta > 0:
+                out.append((key, delta))
+        self._last = dict(current)
+        return out
+
+    def reset(self) -> None:
+        self._last = {}
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _kind_name(kind: type) -> str:
+    """``Sighting`` -> ``sighting``, ``BellPress`` -> ``bell_press``."""
+    return _CAMEL.sub("_", kind.__name__).lower()
+
+
+class MetricsServer:
+    """A running /metrics endpoint; :attr:`port` is the port actually bound."""
+
+    def __init__(self, port: int, host: str, registry: CollectorRegistry) -> None:
+        self._httpd, self._thread = start_http_server(port, addr=host, registry=registry)
+        self.host = host
+        self.port: int = self._httpd.server_port
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Metrics:
+    """A runner's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # ----------------------------------------------------------- counters (from the core)
+        self._events_in = Counter(
+            "floorwalker_events_in",
+            "Events accepted by the engine core, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self._actions = Counter(
+            "floorwalker_actions",
+            "Actions the engine decided to send, by rule and type (offer|alert).",
+            ["rule", "type"],
+            registry=r,
+        )
+        self._suppressed = Counter(
+            "floorwalker_suppressed",
+            "Rule firings that sent nothing, by rule and reason (cap, no_consent, ...).",
+            ["rule", "reason"],
+            registry=r,
+        )
+        self._coupons_redeemed = Counter(
+            "floorwalker_coupons_redeemed",
+            "Coupons redeemed at the till, by the rule that issued them.",
+            ["rule"],
+            registry=r,
+        )
+        self._escalations = Counter(
+            "floorwalker_escalations",
+            "Alerts passed on to the next member of staff, by rule.",
+            ["rule"],
+            registry=r,
+        )
+        # ----------------------------------------------------------- counters (from the runner)
+        self._deadletters = Counter(
+            "floorwalker_deadletters",
+            "Messages the runner could not use and dead-lettered, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self._redis_errors = Counter(
+            "floorwalker_redis_errors",
+            "Errors talking to Redis.",
+            registry=r,
+        )
+        self._broker_reconnects = Counter(
+            "floorwalker_broker_reconnects",
+            "Reconnections to the message broker.",
+            registry=r,
+        )
+        self._rule_reloads = Counter(
+            "floorwalker_rule_reloads",
+            "Rule reloads, by outcome (ok|refused).",
+            ["outcome"],
+            registry=r,
+        )
+        # ----------------------------------------------------------- histograms
+        self._decision_latency = Histogram(
+            "floorwalker_decision_latency_seconds",
+            "Time to publish an action, from the device's timestamp (path=device) "
+            "or from the event's arrival (path=arrival).",
+            ["path"],
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self._timer_lateness = Histogram(
+            "floorwalker_timer_lateness_seconds",
+            "How long after a timer was due its action was published.",
+            buckets=TIMER_BUCKETS,
+            registry=r,
+        )
+        self._staff_response = Histogram(
+            "floorwalker_staff_response_seconds",
+            "Time from an alert to a member of staff acknowledging it, by rule.",
+            ["rule"],
+            buckets=RESPONSE_BUCKETS,
+            registry=r,
+        )
+        # ----------------------------------------------------------- gauges
+        self._queue_depth = Gauge(
+            "floorwalker_queue_depth",
+            "Events received and waiting for the engine.",
+            registry=r,
+        )
+        self._outbox_pending = Gauge(
+            "floorwalker_outbox_pending",
+            "Actions decided and not yet confirmed published.",
+            registry=r,
+        )
+        self._alerts_open = Gauge(
+            "floorwalker_alerts_open",
+            "Staff alerts raised and not yet closed (acknowledged ones stay open until done).",
+            registry=r,
+        )
+        self._active_shoppers = Gauge(
+            "floorwalker_active_shoppers",
+            "Shoppers the engine is tracking (seen within the visit gap), over all stores.",
+            registry=r,
+        )
+        self._devices_unhealthy = Gauge(
+            "floorwalker_devices_unhealthy",
+            "Gateways silent or devices offline for longer than device_silence_s.",
+            registry=r,
+        )
+        # Known label values show up (at zero) before anything happens.
+        for path in LATENCY_PATHS:
+            self._decision_latency.labels(path=path)
+        for outcome in RELOAD_OUTCOMES:
+            self._rule_reloads.labels(outcome=outcome)
+
+        self._sync_lock = threading.Lock()
+        self._stats: EngineStats | None = None
+        self._seen_events: _Deltas[type] = _Deltas()
+        self._seen_sent: _Deltas[tuple[str, str]] = _Deltas()
+        self._seen_suppressed: _Deltas[tuple[str, str]] = _Deltas()
+        self._seen_redeemed: _Deltas[str] = _Deltas()
+        self._seen_escalations: _Deltas[str] = _Deltas()
+        self._seen_responses: dict[str, tuple[list[float], int]] = {}
+        self._kind_names: dict[type, str] = {}
+
+    # ------------------------------------------------------------------ from the core
+
+    def sync(self, engine: EngineLike) -> None:
+        """Bring the metrics up to date with the engine's counters and state.
+
+        Counters advance by what the engine counted since the last sync. If the
+        engine (or its stats) was replaced, or a count went down, the new values
+        count from zero: Prometheus counters never go down.
+        """
+        with self._sync_lock:
+            stats = engine.stats
+            if stats is not self._stats:
+                self._forget(stats)
+            self._sync_counters(stats)
+            self._sync_responses(stats)
+            self._alerts_open.set(engine.open_alerts())
+            self._active_shoppers.set(engine.active_shoppers())
+            self._devices_unhealthy.set(engine.unhealthy_devices())
+
+    def _forget(self, stats: EngineStats) -> None:
+        self._stats = stats
+        self._seen_events.reset()
+        self._seen_sent.reset()
+        self._seen_suppressed.reset()
+        self._seen_redeemed.reset()
+        self._seen_escalations.reset()
+        self._seen_responses = {}
+
+    def _sync_counters(self, stats: EngineStats) -> None:
+        for kind, n in self._seen_events.step(stats.events_by_type):
+            name = self._kind_names.get(kind)
+            if name is None:
+                name = self._kind_names[kind] = _kind_name(kind)
+            self._events_in.labels(kind=name).inc(n)
+        for (rule, type_), n in self._seen_sent.step(stats.sent):
+            self._actions.labels(rule=rule, type=type_).inc(n)
+        for (rule, reason), n in self._seen_suppressed.step(stats.suppressed):
+            self._suppressed.labels(rule=rule, reason=reason).inc(n)
+        for rule, n in self._seen_redeemed.step(stats.redeemed):
+            self._coupons_redeemed.labels(rule=rule).inc(n)
+        for rule, n in self._seen_escalations.step(stats.escalations):
+            self._escalations.labels(rule=rule).inc(n)
+
+    def _sync_responses(self, stats: EngineStats) -> None:
+        seen = self._seen_responses
+        for rule, times in stats.response_s.items():
+            was, start = seen.get(rule, (times, 0))
+            if was is not times or len(times) < start:  # replaced or cut: start afresh
+                start = 0
+            if len(times) > start:
+                hist = self._staff_response.labels(rule=rule)
+                for t in times[start:]:
+                    hist.observe(t)
+            seen[rule] = (times, len(times))
+
+    # ------------------------------------------------------------------ from the runner
+
+    def deadletter(self, reason: str) -> None:
+        """Count one dead-lettered message (keep ``reason`` to a small fixed set)."""
+        self._deadletters.labels(reason=reason).inc()
+
+    def decision_latency(self, path: str, seconds: float) -> None:
+        """Observe one publish latency; ``path`` is ``device`` or ``arrival``.
+
+        Negative values (a device clock ahead of ours) are recorded as zero.
+        """
+        if path not in LATENCY_PATHS:
+            raise ValueError(f"decision latency path must be one of {LATENCY_PATHS}, not {path!r}")
+        self._decision_latency.labels(path=path).observe(max(seconds, 0.0))
+
+    def timer_lateness(self, seconds: float) -> None:
+        """Observe how late a due timer's action was published (negative -> zero)."""
+        self._timer_lateness.observe(max(seconds, 0.0))
+
+    def queue_depth(self, n: int) -> None:
+        self._queue_depth.set(n)
+
+    def outbox_pending(self, n: int) -> None:
+        self._outbox_pending.set(n)
+
+    def reconnect(self) -> None:
+        self._broker_reconnects.inc()
+
+    def redis_error(self) -> None:
+        self._redis_errors.inc()
+
+    def reload(self, outcome: str) -> None:
+        """Count one rule reload; ``outcome`` is ``ok`` or ``refused``."""
+        if outcome not in RELOAD_OUTCOMES:
+            raise ValueError(f"reload outcome must be one of {RELOAD_OUTCOMES}, not {outcome!r}")
+        self._rule_reloads.labels(outcome=outcome).inc()
+
+    # ------------------------------------------------------------------ exposition
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format (what GET /metrics returns)."""
+        return generate_latest(self.registry)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve /metrics for this registry in a daemon thread; ``port=0`` picks a free port."""
+        return MetricsServer(port, host, self.registry)

@@ -1,0 +1,123 @@
+"""The Redis alert journal: save / load / drop round trip, and a restart through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_py
+
+from floorwalker.engine.alerts import OpenAlert
+from floorwalker.engine.stores.redis_alerts import RedisAlertJournal, RedisAlertSettings
+from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.errors import GuardStoreError
+from floorwalker.rules.model import AlertSpec, RuleSet
+from floorwalker.services import RunningService
+
+from .conftest import PROFILES, STORE
+
+pytestmark = pytest.mark.integration
+
+SPEC = AlertSpec(to=(), message="Help needed")
+
+
+def alert(alert_id: str, store: str = "s001", **changes: object) -> OpenAlert:
+    a = OpenAlert(
+        id=alert_id,
+        store=store,
+        rule="service-bell",
+        spec=SPEC,
+        zone="dairy-chilled",
+        message="Help needed at dairy",
+        created=T0 + 0.125,
+        source_key="bell-dairy",
+        shopper="app-vip",
+        bell="bell-dairy",
+        summary={"tier": "vip", "segment": "loyal"},
+        advisor="band-08",
+        step=2,
+        bands=["band-07", "band-08"],
+        declined={"band-07"},
+        acked_at=None,
+    )
+    for name, value in changes.items():
+        setattr(a, name, value)
+    return a
+
+
+@pytest.fixture
+def journal(redis_service: RunningService, unique_prefix: str) -> Iterator[RedisAlertJournal]:
+    j = RedisAlertJournal.from_url(
+        redis_service.url, RedisAlertSettings(prefix=f"{unique_prefix}:")
+    )
+    yield j
+    j.close()
+
+
+def test_save_load_drop_round_trip(journal: RedisAlertJournal) -> None:
+    first, second = alert("al-1"), alert("al-2", acked_at=T0 + 9.5, acked_by="band-08")
+    other_store = alert("al-3", store="s002", shopper=None, summary=None)
+    for a in (first, second, other_store):
+        journal.save(a)
+    records = journal.load()
+    assert [(r["store"], r["id"]) for r in records] == [
+        ("s001", "al-1"),
+        ("s001", "al-2"),
+        ("s002", "al-3"),
+    ]
+    restored = [OpenAlert.from_record(r, SPEC) for r in records]
+    assert restored == [first, second, other_store]
+
+    first.step, first.bands = 3, [*first.bands, "band-01"]
+    journal.save(first)  # a change overwrites the entry
+    journal.drop("s001", "al-2")
+    journal.drop("s001", "al-404")  # dropping what is not there is fine
+    records = journal.load()
+    assert [r["id"] for r in records] == ["al-1", "al-3"]
+    assert OpenAlert.from_record(records[0], SPEC) == first
+
+
+def test_unreadable_entries_are_skipped(
+    journal: RedisAlertJournal, redis_service: RunningService
+) -> None:
+    journal.save(alert("al-1"))
+    raw = redis_py.Redis.from_url(redis_service.url)
+    raw.hset(journal.settings.key("s001"), "junk", b"{oops")
+    raw.close()
+    assert [r["id"] for r in journal.load()] == ["al-1"]
+    assert journal.bad_records == 1
+
+
+def test_an_unreachable_redis_is_a_guard_store_error() -> None:
+    j = RedisAlertJournal.from_url("redis://127.0.0.1:1/0", RedisAlertSettings(prefix="x:"))
+    with pytest.raises(GuardStoreError, match="alert journal save"):
+        j.save(alert("al-1"))
+    with pytest.raises(GuardStoreError, match="alert journal drop"):
+        j.drop("s001", "al-1")
+    with pytest.raises(GuardStoreError, match="alert journal load"):
+        j.load()
+    j.close()
+
+
+def staffed(catalog: RuleSet, journal: RedisAlertJournal) -> StoreScenario:
+    sc = StoreScenario(catalog, STORE, profiles=PROFILES)
+    sc.engine.journal = journal
+    for band, beacon in (("band-07", "b-dairy"), ("band-08", "b-coffee"), ("band-01", "b-door")):
+        sc.linger(band, beacon, start=T0 - 5, seconds=400, staff=True)
+    return sc
+
+
+def test_an_engine_restart_resumes_the_escalation_from_redis(
+    catalog: RuleSet, journal: RedisAlertJournal
+) -> None:
+    before = staffed(catalog, journal)
+    before.bell(T0 + 10, "bell-dairy", id="press-1")
+    before.run_until(T0 + 45)  # steps 1 and 2 sent; the process dies before step 3
+    assert [a.step for a in before.alerts("service-bell")] == [1, 2]
+    (record,) = journal.load()
+    assert record["step"] == 2
+
+    after = staffed(catalog, journal)  # a new process, the same Redis
+    assert after.engine.restore_alerts(journal.load()) == 1
+    after.run_until(T0 + 200)
+    assert [(a.step, a.ts - T0) for a in after.alerts("service-bell")] == [(3, 100.0)]
