@@ -7,7 +7,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -87,6 +87,38 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("capture", type=Path)
     replay.set_defaults(func=_cmd_replay)
 
+    _add_run(sub)
+    _add_profiles(sub)
+
+    demo = sub.add_parser(
+        "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
+    )
+    demo.add_argument(
+        "--minutes", type=float, help="stop after N minutes, print a summary (default: Ctrl-C)"
+    )
+    demo.add_argument(
+        "--shoppers", type=int, default=40, help="shoppers arriving per 10 store minutes"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="traffic seed (default 7)")
+    demo.add_argument("--speed", type=float, default=1.0, help="store time runs N times faster")
+    demo.add_argument(
+        "--real-clock",
+        action="store_true",
+        help="keep the store's timezone (default: one where it is 08:xx now, breakfast time)",
+    )
+    demo.add_argument(
+        "--replay", action="store_true", help="replay the bundled capture instead (no servers)"
+    )
+    demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks (core)")
+    bench.add_argument("which", choices=["core"])
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="the live edge runner (MQTT in, engine, MQTT out)")
     run.add_argument("--config", type=Path, help="TOML settings file (FLOORWALKER_CONFIG)")
     run.add_argument("--mqtt", help="broker URL, mqtt://host:port (FLOORWALKER_MQTT)")
@@ -108,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
     run.set_defaults(func=_cmd_run)
 
+
+def _add_profiles(sub: Any) -> None:
     profiles = sub.add_parser("profiles", help="shopper profiles in Redis")
     psub = profiles.add_subparsers(metavar="ACTION")
     pimport = psub.add_parser("import", help="load profiles (JSON Lines) into Redis")
@@ -124,15 +158,6 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("--redis", required=True)
     forget.add_argument("--redis-prefix", default="fw:")
     forget.set_defaults(func=_cmd_profiles_forget)
-
-    demo = sub.add_parser("demo", help="the demo store: replay bundled traffic, show what happened")
-    demo.set_defaults(func=_cmd_demo)
-
-    bench = sub.add_parser("bench", help="benchmarks (core)")
-    bench.add_argument("which", choices=["core"])
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=_cmd_bench)
-    return parser
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -298,14 +323,41 @@ def _cmd_profiles_segment(args: argparse.Namespace) -> int:
 
 
 def _cmd_profiles_forget(args: argparse.Namespace) -> int:
+    import redis
+
+    from floorwalker.engine.runners.edge import erase_channel
     from floorwalker.engine.stores.segment import forget_shopper_everywhere
 
     counts = forget_shopper_everywhere(args.redis, args.shopper, prefix=args.redis_prefix)
+    client = redis.Redis.from_url(args.redis)
+    try:  # running engines forget their in-memory state (presence, visits, windows) too
+        counts["engines_told"] = client.publish(erase_channel(args.redis_prefix), args.shopper)
+    finally:
+        client.close()
     print(orjson.dumps(counts).decode())
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if not args.replay:
+        from floorwalker.dashboards.demo import DemoSettings, run_demo
+
+        try:
+            settings = DemoSettings(
+                minutes=args.minutes,
+                shoppers=args.shoppers,
+                seed=args.seed,
+                speed=args.speed,
+                real_clock=args.real_clock,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"demo: {exc}") from exc
+        try:
+            run_demo(settings)
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
     from floorwalker.engine.replay import ReplaySettings
 
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,9 +23,22 @@ pytestmark = pytest.mark.integration
 WAIT_S = 5.0
 
 
-def item(receipt: str, price: float | None, qty: float = 1.0, shopper: str | None = None) -> PosItem:
-    return PosItem("s001", "pos-1", f"l-{receipt}-{price}", 10.0, receipt, shopper, "sku", "dairy",
-                   qty, price, "k")  # fmt: skip
+def item(
+    receipt: str, price: float | None, qty: float = 1.0, shopper: str | None = None
+) -> PosItem:
+    return PosItem(
+        "s001",
+        "pos-1",
+        f"l-{receipt}-{price}",
+        10.0,
+        receipt,
+        shopper,
+        "sku",
+        "dairy",
+        qty,
+        price,
+        "k",
+    )
 
 
 def checkout(
@@ -46,7 +60,8 @@ def raw(redis_service: RunningService) -> Iterator[redis_py.Redis]:
 
 
 def entries(raw: redis_py.Redis, settings: PosHistorySettings) -> list[dict[str, str]]:
-    return [fields for _, fields in raw.xrange(settings.stream)]
+    page: list[Any] = raw.xrange(settings.stream) or []
+    return [fields for _, fields in page]
 
 
 def test_checkouts_are_recorded_once_per_receipt(
@@ -104,7 +119,7 @@ def test_the_stream_is_capped(
     capped = PosHistorySettings(prefix=settings.prefix, maxlen=10, poll_s=0.05)
     with PosHistory.from_url(redis_service.url, capped) as pos:
         for i in range(1000):
-            pos.record_checkout("s001", f"r{i}", "a", float(i), 1.0)
+            pos.record("s001", f"r{i}", "a", float(i), 1.0)
         assert pos.wait_idle(WAIT_S)
     length = raw.xlen(capped.stream)
     assert 10 <= length < 1000  # approximate trimming removes whole nodes
@@ -116,16 +131,18 @@ def test_forget_drops_what_is_queued_and_what_is_stored(
 ) -> None:
     pos = PosHistory.from_url(redis_service.url, settings)  # not started: all stays queued
     pos.observe(item("r9", 5.0, shopper="gone"))
-    pos.record_checkout("s001", "r1", "gone", 1.0, 5.0)
-    pos.record_checkout("s001", "r2", "kept", 2.0, 6.0)
+    pos.record("s001", "r1", "gone", 1.0, 5.0)
+    pos.record("s001", "r2", "kept", 2.0, 6.0)
     assert pos.forget("gone") == 2  # the open receipt and the queued checkout
     pos.start()
     assert pos.wait_idle(WAIT_S)
     pos.close()
     assert [f["shopper"] for f in entries(raw, settings)] == ["kept"]
 
-    raw.xadd(settings.stream, {"store": "s", "receipt": "x", "shopper": "gone", "ts": "3.0",
-                               "total": "1.0"})  # fmt: skip
+    raw.xadd(
+        settings.stream,
+        {"store": "s", "receipt": "x", "shopper": "gone", "ts": "3.0", "total": "1.0"},
+    )
     assert delete_checkouts_of(raw, "gone", settings) == 1
     assert delete_checkouts_of(raw, "gone", settings) == 0
     assert [f["shopper"] for f in entries(raw, settings)] == ["kept"]
@@ -135,6 +152,6 @@ def test_a_full_queue_drops_the_oldest(settings: PosHistorySettings) -> None:
     tiny = PosHistorySettings(prefix=settings.prefix, queue_max=3)
     pos = PosHistory(redis_py.Redis(), tiny)  # never started, never connects
     for i in range(5):
-        pos.record_checkout("s001", f"r{i}", "a", float(i), 1.0)
+        pos.record("s001", f"r{i}", "a", float(i), 1.0)
     assert pos.stats.dropped == 2
     assert [r.receipt for r in pos._queue] == ["r2", "r3", "r4"]

@@ -12,6 +12,7 @@ import pytest
 import redis as redis_py
 from redis.connection import Connection
 
+from floorwalker import services
 from floorwalker.engine.profiles import Profile
 from floorwalker.engine.stores.redis_profiles import (
     RedisProfiles,
@@ -20,7 +21,7 @@ from floorwalker.engine.stores.redis_profiles import (
     import_profiles,
 )
 from floorwalker.errors import ConfigError, GuardStoreError
-from floorwalker.services import RunningService
+from floorwalker.services import RedisSettings, RunningService
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ class CountingConnection(Connection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 def eventually(check: Callable[[], bool], timeout: float = WAIT_S) -> bool:
@@ -134,6 +135,7 @@ def test_changes_from_another_client_are_seen(
         def updated() -> bool:
             s1, s4 = profiles.get("s1"), profiles.get("s4")
             return s1 is not None and s1.tier == "vip" and s4 is not None
+
         assert eventually(updated)
         s4 = profiles.get("s4")
         assert s4 is not None and s4.segment == "growing"
@@ -174,6 +176,7 @@ def test_record_visit_is_local_at_once_and_persisted_behind(
         def seen_by_other() -> bool:
             p = other.get("s1")
             return p is not None and p.last_visit == 500.25
+
         assert eventually(seen_by_other), "the write's invalidation did not reach the other cache"
         assert runner.get("nobody") is None
 
@@ -221,6 +224,7 @@ def test_a_lost_subscription_reloads_everything(
         def reloaded() -> bool:
             p = cache.get("s1")
             return p is not None and p.tier == "silver"
+
         assert eventually(reloaded), "no reload after the subscription was lost"
         assert cache.stats.reconnects >= 1
         # and it listens again
@@ -290,3 +294,33 @@ def test_an_unreachable_redis_fails_start_with_a_guard_store_error(
     with pytest.raises(GuardStoreError, match="profile cache start"):
         profiles.start()
     profiles.close()
+
+
+def test_visits_survive_a_redis_outage(tmp_path: Path) -> None:
+    with services.redis(RedisSettings(appendonly=True), tmp_path) as server:
+        settings = RedisProfileSettings(
+            prefix="p:",
+            poll_s=0.05,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.2,
+            socket_timeout_s=0.5,
+            connect_timeout_s=0.5,
+        )
+        raw = redis_py.Redis.from_url(server.url, decode_responses=True)
+        raw.set(settings.key("s1"), orjson.dumps({"shopper": "s1", "tier": "gold"}))
+        with RedisProfiles.from_url(server.url, settings) as profiles:
+            server.stop()
+            profiles.record_visit("s1", 50.0)  # never blocks, even now
+            s1 = profiles.get("s1")
+            assert s1 is not None and s1.last_visit == 50.0
+            assert eventually(lambda: profiles.stats.write_errors >= 1)
+            assert eventually(lambda: profiles.stats.listener_errors >= 1)
+            assert not profiles.wait_idle(0.2)
+            assert profiles.get("s1") == s1, "an outage must not change the cache"
+            server.restart()  # the same data (append-only file)
+            assert profiles.wait_idle(WAIT_S), "the visit was not written after the outage"
+            obj = orjson.loads(raw.get(settings.key("s1")) or "null")
+            assert (obj["tier"], obj["last_visit"], obj["first_visit"]) == ("gold", 50.0, 50.0)
+            assert eventually(lambda: profiles.stats.reconnects >= 1)
+            assert profiles.get("s1") == s1
+        raw.close()

@@ -103,7 +103,7 @@ def test_recent_but_slowing_is_regular_not_growing() -> None:
 
 
 def test_a_lone_shopper_is_scored_and_dormancy_is_absolute() -> None:
-    names, result = history({"only": visits(10, 20)})
+    _, result = history({"only": visits(10, 20)})
     assert (int(result.r[0]), int(result.f[0]), int(result.m[0])) == (3, 3, 3)
     assert result.segment == ["regular"]
     _, gone = history({"only": visits(200, 210)})
@@ -125,7 +125,7 @@ def test_checkouts_after_now_are_ignored_and_unseen_shoppers_unscored() -> None:
 
 
 def test_window_monetary_and_lifetime_value() -> None:
-    names, result = history({"a": [(10, 100.0), (200, 50.0), (400, 1000.0), (20, -30.0)]})
+    _, result = history({"a": [(10, 100.0), (200, 50.0), (400, 1000.0), (20, -30.0)]})
     assert result.frequency.tolist() == [3]
     assert result.monetary.tolist() == [120.0]  # the refund counts, the 400-day-old does not
     assert result.lifetime_value.tolist() == [1120.0]

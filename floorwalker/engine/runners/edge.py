@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
-from floorwalker.devices.events import Checkout, Rejection
+from floorwalker.devices.events import Checkout, CouponRedeemed, PosItem, Rejection
 from floorwalker.devices.registry import Registry, load_registry
 from floorwalker.devices.topics import inbound_filters
 from floorwalker.engine.actions import Action
@@ -64,6 +64,7 @@ class EdgeRunner:
         self.metrics = Metrics()
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_size)
         self._stop = threading.Event()
+        self._erase: queue.Queue[str] = queue.Queue()
         self._reload_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
@@ -136,6 +137,9 @@ class EdgeRunner:
         profiles = self._stack.enter_context(RedisProfiles.from_url(s.redis, prefix=s.redis_prefix))
         journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix)
         history = self._stack.enter_context(PosHistory.from_url(s.redis, prefix=s.redis_prefix))
+        self._stack.enter_context(
+            _EraseListener(s.redis, erase_channel(s.redis_prefix), self._erase)
+        )
         return _Backends(guards, profiles, journal, history)
 
     def start(self) -> None:
@@ -185,6 +189,12 @@ class EdgeRunner:
                 next_watch = mono + self.settings.reload_poll_s
                 if self._watch.changed():
                     self._reload_requested.set()
+            while not self._erase.empty():
+                shopper = self._erase.get_nowait()
+                removed = engine.forget_shopper(shopper)
+                if self.history is not None:
+                    self.history.forget(shopper)
+                log.info("erased a shopper from this engine (%d entries)", removed)
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self.reload()
@@ -221,8 +231,10 @@ class EdgeRunner:
                 raw = item.payload.decode("utf-8", "replace")
                 rej = Rejection(reason, item.topic, raw, reason, item.arrival, decoded.store)
                 self._deadletter(rej)
-            elif isinstance(decoded, Checkout) and self.history is not None:
-                self.history.record_checkout(decoded)
+            elif self.history is not None and isinstance(
+                decoded, PosItem | CouponRedeemed | Checkout
+            ):
+                self.history.observe(decoded)  # RFM input; a background writer, never blocks
             self._publish(engine.drain(), time.time(), timer=False, arrival=item.arrival)
         self.link.ack(item)  # only now: a crash before this gets the message redelivered
 
@@ -292,6 +304,47 @@ def _load_rules(directory: Any, registries: Mapping[str, Registry]) -> RuleSet:
     tags = sorted({t for r in registries.values() for t in r.tags})
     roles = sorted({m.role for r in registries.values() for m in r.staff.values()})
     return load_rules(directory, extra_tags=tags, extra_roles=roles)
+
+
+def erase_channel(redis_prefix: str) -> str:
+    """Where ``floorwalker profiles forget`` tells every running engine to forget a shopper."""
+    return f"{redis_prefix}erase"
+
+
+class _EraseListener:
+    """Hands erasure requests from Redis pub/sub to the core thread (which owns the engine)."""
+
+    def __init__(self, url: str, channel: str, inbox: queue.Queue[str]) -> None:
+        import redis  # noqa: PLC0415
+
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=1.0)
+        self._channel = channel
+        self._inbox = inbox
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="floorwalker-erase", daemon=True)
+
+    def __enter__(self) -> _EraseListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._client.close()
+
+    def _listen(self) -> None:
+        import redis  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            try:
+                pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(self._channel)
+                while not self._stop.is_set():
+                    msg = pubsub.get_message(timeout=0.5)
+                    if msg is not None and isinstance(msg.get("data"), bytes):
+                        self._inbox.put(msg["data"].decode("utf-8", "replace"))
+            except redis.RedisError:
+                self._stop.wait(1.0)  # Redis away: erasures wait until it is back
 
 
 class _FileWatch:

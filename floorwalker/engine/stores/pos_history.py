@@ -37,18 +37,20 @@ import time
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
 from redis import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from floorwalker.devices.events import Checkout, CouponRedeemed, PosItem
 from floorwalker.engine.stores._redis import connect, store_errors, text
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,13 @@ class PosHistory:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_url(cls, url: str, settings: PosHistorySettings | None = None) -> PosHistory:
+    def from_url(
+        cls, url: str, settings: PosHistorySettings | None = None, *, prefix: str | None = None
+    ) -> PosHistory:
+        """Connect to ``redis://host:port/db``; ``prefix`` overrides ``settings.prefix``."""
         settings = settings or PosHistorySettings()
+        if prefix is not None:
+            settings = replace(settings, prefix=prefix)
         client = connect(
             url,
             socket_timeout_s=settings.socket_timeout_s,
@@ -192,7 +199,11 @@ class PosHistory:
     # ------------------------------------------------------------------ hot path
 
     def observe(self, event: object) -> None:
-        """Take any inbound event; POS lines are used, everything else ignored."""
+        """Take any accepted inbound event; POS lines are used, everything else ignored.
+
+        Feed it every item, coupon and checkout line (not only checkouts), so a
+        loyalty card scanned on an item line still credits the checkout.
+        """
         if isinstance(event, PosItem):
             line = self._receipt(event.store, event.receipt)
             if event.shopper:
@@ -203,20 +214,22 @@ class PosHistory:
             if event.shopper:
                 self._receipt(event.store, event.receipt).shopper = event.shopper
         elif isinstance(event, Checkout):
-            memo: _Receipt | None = self._receipts.pop((event.store, event.receipt), None)
-            shopper = event.shopper or (memo.shopper if memo is not None else None)
-            if event.total is not None:
-                total = event.total
-            else:
-                total = memo.items_total if memo is not None else 0.0
-            if shopper:
-                self.record_checkout(event.store, event.receipt, shopper, event.ts, total)
-            else:
-                self.stats.anonymous += 1
+            self.record_checkout(event)
 
-    def record_checkout(
-        self, store: str, receipt: str, shopper: str, ts: float, total: float
-    ) -> None:
+    def record_checkout(self, event: Checkout) -> None:
+        """A checkout line: credit it to the receipt's shopper, or count it anonymous."""
+        memo: _Receipt | None = self._receipts.pop((event.store, event.receipt), None)
+        shopper = event.shopper or (memo.shopper if memo is not None else None)
+        if event.total is not None:
+            total = event.total
+        else:
+            total = memo.items_total if memo is not None else 0.0
+        if shopper:
+            self.record(event.store, event.receipt, shopper, event.ts, total)
+        else:
+            self.stats.anonymous += 1
+
+    def record(self, store: str, receipt: str, shopper: str, ts: float, total: float) -> None:
         """Queue one checkout for the stream (thread-safe, never blocks on Redis)."""
         self._queue.append(CheckoutRecord(store, receipt, shopper, float(ts), float(total)))
         self.stats.queued += 1
@@ -334,6 +347,8 @@ def read_checkouts(client: Redis, settings: PosHistorySettings | None = None) ->
     Entries that cannot be read (missing fields, non-numbers) are skipped.
     Memory stays at a few dozen bytes per entry (typed arrays, no per-entry objects).
     """
+    import numpy as np  # noqa: PLC0415 - only the offline commands pay for numpy
+
     settings = settings or PosHistorySettings()
     index: dict[str, int] = {}
     who, when, paid, keys = array("q"), array("d"), array("d"), array("q")

@@ -14,7 +14,7 @@ as in the guard store.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -51,8 +51,13 @@ class RedisAlertJournal:
         """Unreadable journal entries skipped by :meth:`load`."""
 
     @classmethod
-    def from_url(cls, url: str, settings: RedisAlertSettings | None = None) -> RedisAlertJournal:
+    def from_url(
+        cls, url: str, settings: RedisAlertSettings | None = None, *, prefix: str | None = None
+    ) -> RedisAlertJournal:
+        """Connect to ``redis://host:port/db``; ``prefix`` overrides ``settings.prefix``."""
         settings = settings or RedisAlertSettings()
+        if prefix is not None:
+            settings = replace(settings, prefix=prefix)
         client = connect(
             url,
             socket_timeout_s=settings.socket_timeout_s,

@@ -159,9 +159,15 @@ class RedisProfiles:
         url: str,
         settings: RedisProfileSettings | None = None,
         *,
+        prefix: str | None = None,
         client_name: str | None = None,
     ) -> RedisProfiles:
-        settings = settings or RedisProfileSettings()
+        """Connect to ``redis://host:port/db`` (not yet started: use ``start()`` or ``with``).
+
+        ``prefix`` overrides ``settings.prefix``; ``client_name`` names the
+        connections in ``CLIENT LIST``.
+        """
+        settings = _settings(settings, prefix)
         client = connect(
             url,
             socket_timeout_s=settings.socket_timeout_s,
@@ -461,7 +467,11 @@ def publish_bulk_change(
 
 
 def import_profiles(
-    client_or_url: Redis | str, path: str | Path, settings: RedisProfileSettings | None = None
+    client_or_url: Redis | str,
+    path: str | Path,
+    settings: RedisProfileSettings | None = None,
+    *,
+    prefix: str | None = None,
 ) -> int:
     """Load a JSON Lines profiles file into Redis; return how many lines were imported.
 
@@ -475,8 +485,9 @@ def import_profiles(
     earlier of the file's and the stored one. Unknown fields of the stored
     profile are dropped. A shopper twice in the file: the last line wins. One
     invalidation is published at the end (the ids, or ``"*"`` for a big file).
+    ``prefix`` overrides ``settings.prefix``.
     """
-    settings = settings or RedisProfileSettings()
+    settings = _settings(settings, prefix)
     total = sum(1 for _ in iter_profiles(path))  # validate everything before writing
     shoppers: dict[str, None] = {}
     with (
@@ -516,10 +527,14 @@ def _import_batch(client: Redis, batch: dict[str, Profile]) -> None:
 
 
 def forget_profile(
-    client_or_url: Redis | str, shopper: str, settings: RedisProfileSettings | None = None
+    client_or_url: Redis | str,
+    shopper: str,
+    settings: RedisProfileSettings | None = None,
+    *,
+    prefix: str | None = None,
 ) -> bool:
     """Erase one shopper's profile and tell the runners; True if there was one."""
-    settings = settings or RedisProfileSettings()
+    settings = _settings(settings, prefix)
     with (
         client_for(
             client_or_url,
@@ -549,6 +564,11 @@ def stored_profiles(
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _settings(settings: RedisProfileSettings | None, prefix: str | None) -> RedisProfileSettings:
+    settings = settings or RedisProfileSettings()
+    return settings if prefix is None else replace(settings, prefix=prefix)
 
 
 def _with_visits(profile: Profile, first_at: float, latest: float) -> Profile:

@@ -65,6 +65,14 @@ class RedisStoresSettings:
         )
 
 
+def _settings(settings: RedisStoresSettings | None, prefix: str | None) -> RedisStoresSettings:
+    if prefix is not None:
+        if settings is not None:
+            raise ValueError("give either settings or prefix, not both")
+        return RedisStoresSettings.with_prefix(prefix)
+    return settings or RedisStoresSettings()
+
+
 def _connect(url: str, settings: RedisStoresSettings) -> Redis:
     return connect(
         url,
@@ -74,7 +82,11 @@ def _connect(url: str, settings: RedisStoresSettings) -> Redis:
 
 
 def segment_profiles(
-    url: str, settings: RedisStoresSettings | None = None, now: float | None = None
+    url: str,
+    settings: RedisStoresSettings | None = None,
+    now: float | None = None,
+    *,
+    prefix: str | None = None,
 ) -> dict[str, Any]:
     """Re-score every shopper from the POS history and write segment, tier, lifetime value back.
 
@@ -88,9 +100,10 @@ def segment_profiles(
 
     Returns a summary: checkouts read, shoppers scored, profiles updated /
     unchanged, shoppers without a profile, and the segment and tier counts of
-    the scored shoppers that have a profile.
+    the scored shoppers that have a profile. ``prefix`` (instead of
+    ``settings``) puts every store under one prefix, as the edge runner does.
     """
-    settings = settings or RedisStoresSettings()
+    settings = _settings(settings, prefix)
     at = time.time() if now is None else float(now)
     client = _connect(url, settings)
     try:
@@ -152,7 +165,11 @@ def segment_profiles(
 
 
 def forget_shopper_everywhere(
-    url: str, shopper: str, settings: RedisStoresSettings | None = None
+    url: str,
+    shopper: str,
+    settings: RedisStoresSettings | None = None,
+    *,
+    prefix: str | None = None,
 ) -> dict[str, int]:
     """Erase a shopper from the shared Redis: profile, guard state, alerts, POS history.
 
@@ -164,9 +181,9 @@ def forget_shopper_everywhere(
     Running engines must also forget the shopper from their memory
     (``Engine.forget_shopper``), and a runner's ``PosHistory.forget`` drops
     checkouts still queued; the profile deletion reaches every runner's cache by
-    invalidation.
+    invalidation. ``prefix``: as for :func:`segment_profiles`.
     """
-    settings = settings or RedisStoresSettings()
+    settings = _settings(settings, prefix)
     client = _connect(url, settings)
     try:
         profile = forget_profile(client, shopper, settings.profiles)

@@ -1,0 +1,1 @@
+"""Dashboards: the live terminal dashboard and the live demo (``floorwalker demo``)."""
