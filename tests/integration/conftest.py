@@ -541,6 +541,25 @@ class RunnerProcess:
 StartProcess = Callable[..., RunnerProcess]
 
 
+def wait_ready(probe: Probe, procs: list[RunnerProcess], timeout: float = 30.0) -> None:
+    """Wait until every runner process answers a sync; fail at once if one exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in procs:
+            if not proc.alive:
+                code = proc.proc.returncode if proc.proc is not None else None
+                raise AssertionError(
+                    f"runner exited with code {code} before it was ready; "
+                    f"{proc.log}:\n{proc.log_tail()}"
+                )
+        try:
+            probe.sync(runners=len(procs), timeout=1.0)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
 @pytest.fixture
 def start_process(
     mosquitto_service: services.RunningService, unique_prefix: str, tmp_path: Path
@@ -556,6 +575,8 @@ def start_process(
             mosquitto_service.url,
             "--redis",
             redis,
+            "--registry",
+            str(files.registry),
             "--rules",
             str(files.rules),
             "--client-id",
@@ -564,8 +585,7 @@ def start_process(
             unique_prefix,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
-        env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"
-        env["FLOORWALKER_REGISTRIES"] = str(files.registry)
+        env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"  # `run` has no --redis-prefix
         log = tmp_path / f"runner-{client_id.replace('/', '_')}.log"
         proc = RunnerProcess(argv, env, log).start()
         started.append(proc)

@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     scrape,
     token,
     wait_metric,
+    wait_ready,
     write_store,
 )
 
@@ -53,12 +54,7 @@ def test_two_runners_sharing_redis_never_overspend_a_budget(
         start_process(files, redis=redis_service.url, client_id=f"{unique_prefix}-{name}")
         for name in ("A", "B")
     ]
-    try:
-        probe.sync(runners=2, timeout=30.0)
-    except AssertionError:
-        for r in runners:
-            print(f"--- {r.log}\n{r.log_tail()}")
-        raise
+    wait_ready(probe, runners)
 
     with Lingering(probe) as crowd:
         for shopper in shoppers:
@@ -100,7 +96,7 @@ def test_escalation_survives_kill_9_and_fires_once_on_time(
     load_profiles(redis_service.url, files, unique_prefix)
     client_id = f"{unique_prefix}-edge"
     runner = start_process(files, redis=redis_service.url, client_id=client_id)
-    probe.sync(timeout=30.0)
+    wait_ready(probe, [runner])
     where = {"band-08": "b-dairy", "band-07": "b-coffee", "band-01": "b-back"}
     place_staff(probe, where)
     with Lingering(probe) as staff:
@@ -118,11 +114,14 @@ def test_escalation_survives_kill_9_and_fires_once_on_time(
         assert killed < pressed + step_s - 3.0, "the kill must come well before step 2 is due"
         runner.start()
 
-        second = probe.wait_for(
-            lambda m: probe.is_alert(alert=alert_id)(m) and m.json()["step"] == 2,
-            step_s + 5.0,
-            "step 2 after the restart",
-        )
+        try:
+            second = probe.wait_for(
+                lambda m: probe.is_alert(alert=alert_id)(m) and m.json()["step"] == 2,
+                step_s + 5.0,
+                "step 2 after the restart",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrunner log:\n{runner.log_tail()}") from None
         due = pressed + step_s
         assert -0.1 <= second.at - due <= 1.0, f"step 2 came {second.at - due:+.2f} s from due"
         assert second.topic == probe.topic("band/band-07/alert"), "the next nearest band"
