@@ -72,6 +72,7 @@ class Presence:
         "last_beacon",
         "last_seen",
         "last_ts",
+        "prev_visit",
         "seen",
         "since",
         "visit_start",
@@ -90,6 +91,8 @@ class Presence:
         self.visit_start = ts
         self.last_beacon = ""
         self.last_ts = -1.0
+        self.prev_visit: float | None = None
+        """Start of the visit before this one, if the engine still remembers it."""
 
 
 NO_CHANGES: tuple[Change, ...] = ()
@@ -116,16 +119,18 @@ class PresenceTracker:
             st = Presence(ts)
             self.states[subject] = st
             visit = Change("visit", subject, zone, ts)
-            st.last_ts, st.last_beacon = ts, beacon
+            st.last_ts, st.last_beacon = ts, zone
             return (visit, *self._candidate(st, subject, zone, ts, rssi))
         last_ts = st.last_ts
-        if ts < last_ts or (ts == last_ts and beacon == st.last_beacon):
+        if ts < last_ts or (ts == last_ts and zone == st.last_beacon):
             # A repeat (QoS 1 redelivery, two gateways hearing one report) or a
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
         st.last_ts = st.seen = ts
-        st.last_beacon = beacon
+        # The zone, not the beacon: zone ids are the registry's own strings, shared
+        # by every shopper, so remembering one costs no memory per shopper.
+        st.last_beacon = zone
         current = st.zone
         if current is not None and ts - st.last_seen >= cfg.leave_after_s:
             # Gone long enough to have left (no leave timer was needed to know).

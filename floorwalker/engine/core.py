@@ -200,7 +200,7 @@ class Engine:
         counts = self._counts_in
         if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
             # The hot path (most traffic): straight to presence, nothing else.
-            counts[kind] = counts.get(kind, 0) + 1
+            self.stats.sightings += 1
             store.last_heard[event.gateway] = ts  # type: ignore[union-attr]
             changes = store.presence.observe(
                 event.subject,  # type: ignore[union-attr]

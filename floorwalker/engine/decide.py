@@ -82,7 +82,13 @@ class Decider:
                 self._raise_alert(st, rule, spec, ctx, profile)
 
     def _refuse_all(self, st: StoreState, rule: Rule, ctx: Context, reason: str) -> None:
+        stats = self.engine.stats
         for spec in rule.actions:
+            if self.on_decision is None:
+                # Most firings end here (a profile condition fails); nobody reads the
+                # record, so count it and skip building the id and the Decision.
+                stats.suppressed[(rule.id, reason)] += 1
+                continue
             kind = "offer" if isinstance(spec, OfferSpec) else "alert"
             action_id = stable_id(
                 "of-" if kind == "offer" else "al-", rule.id, st.store, ctx.source

@@ -36,8 +36,9 @@ class StoreState:
         self.alerts = AlertBook()
         self.leave_watch: set[str] = set()
         self.staff_leave_watch: set[str] = set()
-        self.visits: dict[str, tuple[float, float | None]] = {}
-        """shopper -> (current visit start, previous visit start)"""
+        self.visits: dict[str, float] = {}
+        """shopper -> start of their latest visit, kept ``location_ttl_s``; the start of
+        the one before lives on the presence record while the current visit lasts"""
         self.seq_first: dict[tuple[str, str], float] = {}
         self.absence: dict[tuple[str, str], Context] = {}
         self.counts: dict[tuple[str, str], list[float]] = {}
@@ -61,18 +62,22 @@ class StoreState:
 
     def begin_visit(self, shopper: str, at: float) -> float | None:
         """Start a visit; return the start of the previous one, if remembered."""
-        known = self.visits.get(shopper)
-        previous = known[0] if known else None
-        self.visits[shopper] = (at, previous)
+        previous = self.visits.get(shopper)
+        self.visits[shopper] = at
+        state = self.presence.states.get(shopper)
+        if state is not None:
+            state.prev_visit = previous
         return previous
 
     def visit_start(self, shopper: str | None) -> float | None:
-        known = self.visits.get(shopper) if shopper else None
-        return known[0] if known else None
+        return self.visits.get(shopper) if shopper else None
 
     def previous_visit(self, shopper: str | None) -> float | None:
-        known = self.visits.get(shopper) if shopper else None
-        return known[1] if known else None
+        state = self.presence.states.get(shopper) if shopper else None
+        if state is not None:
+            return state.prev_visit
+        # Between visits (a POS line after leaving): the latest visit is the previous one.
+        return self.visits.get(shopper) if shopper else None
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -83,7 +88,7 @@ class StoreState:
         self.presence.expire(now)
         self.staff.presence.expire(now)
         ttl = settings.location_ttl_s
-        expired = [(s, v[0]) for s, v in self.visits.items() if now - v[0] >= ttl]
+        expired = [(s, v) for s, v in self.visits.items() if now - v >= ttl]
         for shopper, _ in expired:
             del self.visits[shopper]
         rules = compiled.rules

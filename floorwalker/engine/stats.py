@@ -15,6 +15,8 @@ from typing import Any
 class EngineStats:
     events_by_type: dict[type, int] = field(default_factory=dict)
     """Accepted events by event class (the hot path counts by type, not by name)."""
+    sightings: int = 0
+    """Shopper sightings taken by the engine's fast path (a plain int: cheapest to count)."""
     rejected: Counter[str] = field(default_factory=Counter)
     triggered: Counter[str] = field(default_factory=Counter)
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -32,7 +34,10 @@ class EngineStats:
 
     @property
     def events_in(self) -> Counter[str]:
-        return Counter({kind.__name__: n for kind, n in self.events_by_type.items()})
+        counts = Counter({kind.__name__: n for kind, n in self.events_by_type.items()})
+        if self.sightings:
+            counts["Sighting"] += self.sightings
+        return counts
 
     def rules(self) -> list[str]:
         names = set(self.triggered) | {r for r, _ in self.sent} | {r for r, _ in self.suppressed}

@@ -79,7 +79,10 @@ def test_bell_alert_routes_escalates_and_stops_on_ack(
         first = probe.wait_for(probe.is_alert(), 3.0, "the step 1 page")
         assert first.topic == probe.topic("band/band-08/alert"), "nearest band is in the zone"
         page = first.json()
+        assert set(page) >= {"id", "ts", "rule", "priority", "zone", "message", "step"}, page
         assert page["step"] == 1 and page["rule"] == "test-bell"
+        assert page["ts"] == pytest.approx(pressed, abs=0.01)
+        assert page["message"] == "A customer needs help in dairy-chilled."
         assert page["zone"] == "dairy-chilled" and page["priority"] == "high"
         assert first.at - pressed < 1.0
         alert_id = page["id"]
