@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "--minutes", type=float, help="stop after N minutes, print a summary (default: Ctrl-C)"
     )
     demo.add_argument(
-        "--shoppers", type=int, default=40, help="shoppers arriving per 10 store minutes"
+        "--shoppers", type=int, default=100, help="shoppers arriving per 10 store minutes"
     )
     demo.add_argument("--seed", type=int, default=7, help="traffic seed (default 7)")
     demo.add_argument("--speed", type=float, default=1.0, help="store time runs N times faster")
@@ -137,6 +137,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     run.add_argument("--client-id", help="MQTT client id; keep it stable for a persistent session")
     run.add_argument("--prefix", help="topic prefix (default fw)")
+    run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
     run.set_defaults(func=_cmd_run)
 

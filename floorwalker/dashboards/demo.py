@@ -101,8 +101,8 @@ class StaffSettings:
 class DemoSettings:
     minutes: float | None = None
     """Wall-clock minutes to run; None runs until Ctrl-C."""
-    shoppers: int = 40
-    """Shoppers arriving per 10 minutes of store time."""
+    shoppers: int = 100
+    """Shoppers arriving per 10 minutes of store time (a busy morning)."""
     seed: int = 7
     speed: float = 1.0
     """Store time runs this many times faster than the wall clock (traffic only: the
@@ -116,6 +116,9 @@ class DemoSettings:
     prefix: str = "fw"
     block_minutes: float = 30.0
     """Store minutes of traffic generated at a time."""
+    warm_minutes: float = 5.0
+    """Store minutes of traffic skipped at the start, so the store is already busy
+    (those shoppers are first seen wherever they are by then)."""
     workdir: Path | None = None
     """Where the servers keep configs and logs; None: a temporary directory, removed after."""
     live: bool | None = None
@@ -128,6 +131,8 @@ class DemoSettings:
             raise ValueError("minutes must be positive")
         if self.shoppers < 0 or self.speed <= 0 or self.block_minutes <= 0:
             raise ValueError("shoppers must be >= 0, speed and block_minutes > 0")
+        if not 0 <= self.warm_minutes <= self.block_minutes:
+            raise ValueError("warm_minutes must be between 0 and block_minutes")
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,7 @@ class TrafficPlayer:
         seed: int = 7,
         speed: float = 1.0,
         block_minutes: float = 30.0,
+        warm_minutes: float = 0.0,
         prefix: str = "fw",
         client_id: str = "floorwalker-demo-store",
     ) -> None:
@@ -176,6 +182,7 @@ class TrafficPlayer:
         self.per_block = round(shoppers * block_minutes / 10.0)
         self.seed, self.speed, self.prefix = seed, speed, prefix
         self.block_s = block_minutes * 60.0
+        self.warm_s = warm_minutes * 60.0
         self.client_id = client_id
         self.published = 0
         self.error: BaseException | None = None
@@ -243,7 +250,9 @@ class TrafficPlayer:
         assert client is not None
         t0, mono0 = time.time(), time.monotonic()
         try:
-            for ts, topic, payload in self.messages(t0):
+            for ts, topic, payload in self.messages(t0 - self.warm_s):
+                if ts < t0 and "online" not in payload:
+                    continue  # the warm start: only the devices' status is kept
                 delay = mono0 + (ts - t0) / self.speed - time.monotonic()
                 if (delay > 0 and self._stop.wait(delay)) or self._stop.is_set():
                     return
@@ -527,6 +536,7 @@ def _start(
         seed=s.seed,
         speed=s.speed,
         block_minutes=s.block_minutes,
+        warm_minutes=s.warm_minutes,
         prefix=s.prefix,
     )
     reader = MetricsReader(runner.metrics.registry)
@@ -537,6 +547,7 @@ def _start(
             elapsed_s=time.monotonic() - started,
             store=store,
             clock=datetime.now(tz).strftime("%H:%M:%S"),
+            tz=tz,
             published=player.published,
             staff=staff.counts(),
             tail=tail.lines(),

@@ -31,6 +31,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any, Final, TextIO
 
 import orjson
@@ -88,6 +89,8 @@ class Snapshot:
     store: str = ""
     clock: str = ""
     """Store-local time of day, e.g. ``08:14:03``."""
+    tz: tzinfo | None = None
+    """The store's timezone, for the times of the tail (None: this machine's)."""
     events_in: int = 0
     events_per_s: float = 0.0
     published: int = 0
@@ -257,6 +260,7 @@ class MetricsReader:
         elapsed_s: float = 0.0,
         store: str = "",
         clock: str = "",
+        tz: tzinfo | None = None,
         published: int = 0,
         staff: StaffCounts | None = None,
         tail: Sequence[TailLine] = (),
@@ -267,6 +271,7 @@ class MetricsReader:
             elapsed_s=elapsed_s,
             store=store,
             clock=clock,
+            tz=tz,
             events_in=m.events_in,
             events_per_s=self.rate(m.events_in),
             published=published,
@@ -422,22 +427,106 @@ def render_plain(s: Snapshot, *, tail: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _kv_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="dim", no_wrap=True)
+def _kv(rows: Iterable[tuple[str, str]]) -> Table:
+    """Keys dim on the left (shortened if need be), values right-aligned at full width."""
+    table = Table.grid(padding=(0, 2), expand=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     table.add_column(justify="right", no_wrap=True)
-    table.title = title
-    table.title_style = "bold"
-    table.title_justify = "left"
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(Text(key, style="dim"), value)
     return table
+
+
+def _panel(body: RenderableType, title: str) -> Panel:
+    return Panel(body, title=title, title_align="left", border_style="blue")
+
+
+def _actions_table(s: Snapshot) -> Table:
+    acts = Table(
+        box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False, show_footer=True
+    )
+    rules = s.rules()
+    width = min(24, max((len(rule) for rule in rules), default=5))
+    acts.add_column("rule", footer="total", no_wrap=True, overflow="ellipsis", min_width=width)
+    acts.add_column("offers", justify="right", footer=str(s.total("offer")), style="green")
+    acts.add_column("alerts", justify="right", footer=str(s.total("alert")), style="yellow")
+    acts.add_column(
+        "suppressed", justify="right", footer=str(sum(s.suppressed.values())), style="dim"
+    )
+    for rule in rules:
+        acts.add_row(
+            rule,
+            str(s.sent(rule, "offer") or ""),
+            str(s.sent(rule, "alert") or ""),
+            str(s.suppressed_for(rule) or ""),
+        )
+    if not rules:
+        acts.add_row(Text("(nothing yet)", style="dim"), "", "", "")
+    return acts
+
+
+def _side_table(s: Snapshot) -> Group:
+    latency = _kv(
+        [
+            (
+                "device->publish",
+                f"p50 {fmt_seconds(s.decision_p50_s)}  p99 {fmt_seconds(s.decision_p99_s)}",
+            ),
+            (
+                "arrival->publish",
+                f"p50 {fmt_seconds(s.arrival_p50_s)}  p99 {fmt_seconds(s.arrival_p99_s)}",
+            ),
+            (
+                "timer lateness",
+                f"p50 {fmt_seconds(s.timer_p50_s)}  p99 {fmt_seconds(s.timer_p99_s)}",
+            ),
+        ]
+    )
+    rows: list[tuple[str, str]] = []
+    if s.staff is not None:
+        st = s.staff
+        rows += [
+            ("alerts on wristbands", str(st.alerts)),
+            ("acked / done", f"{st.acks} / {st.done}"),
+            ("declined / unanswered", f"{st.declined} / {st.unanswered}"),
+        ]
+    mean = f"{s.response_mean_s:.1f} s" if s.response_mean_s is not None else "-"
+    rows += [
+        ("response time", f"n={s.responses}  mean {mean}"),
+        ("escalations", str(s.escalations)),
+        ("alerts open", str(s.alerts_open)),
+    ]
+    return Group(
+        Text("Decision latency, since start", style="bold"),
+        latency,
+        Text(""),
+        Text("Staff", style="bold"),
+        _kv(rows),
+    )
+
+
+def _tail_table(s: Snapshot, tail: int) -> Table:
+    recent = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    recent.add_column(style="dim", no_wrap=True)
+    recent.add_column(no_wrap=True, overflow="ellipsis", ratio=2)
+    recent.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
+    lines = list(s.tail)[-tail:] if tail else []
+    for line in reversed(lines):
+        colour = "green" if line.kind == "offer" else "yellow"
+        recent.add_row(
+            datetime.fromtimestamp(line.at, s.tz).strftime("%H:%M:%S"),
+            Text(line.topic, style=colour),
+            Text.assemble((line.rule, "bold"), " ", line.text),
+        )
+    if not lines:
+        recent.add_row("", Text("(no actions yet)", style="dim"), "")
+    return recent
 
 
 def render_rich(
     s: Snapshot, *, title: str = "Floorwalker live demo", tail: int = TAIL_SIZE
 ) -> Group:
-    """One dashboard frame."""
+    """One dashboard frame (about 30 lines high with every rule active)."""
     head = Text.assemble(
         (f" {title} ", "bold white on blue"),
         f"  store {s.store or '?'}  ",
@@ -455,102 +544,26 @@ def render_rich(
         f"{s.published:,}",
         ("   shoppers in store ", "dim"),
         f"{s.active_shoppers}",
-        ("   alerts open ", "dim"),
-        (f"{s.alerts_open}", "bold yellow" if s.alerts_open else ""),
+        ("   offers ", "dim"),
+        (f"{s.total('offer')}", "bold green"),
+        ("   alerts ", "dim"),
+        (f"{s.total('alert')}", "bold yellow"),
+        ("   open ", "dim"),
+        f"{s.alerts_open}",
     )
-
-    acts = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False, show_footer=True)
-    acts.add_column("rule", footer="total", no_wrap=True)
-    acts.add_column("offers", justify="right", footer=str(s.total("offer")), style="green")
-    acts.add_column("alerts", justify="right", footer=str(s.total("alert")), style="yellow")
-    acts.add_column(
-        "suppressed",
-        justify="right",
-        footer=str(sum(s.suppressed.values())),
-        style="dim",
-    )
-    for rule in s.rules():
-        acts.add_row(
-            rule,
-            str(s.sent(rule, "offer") or ""),
-            str(s.sent(rule, "alert") or ""),
-            str(s.suppressed_for(rule) or ""),
-        )
-    if not s.rules():
-        acts.add_row("(nothing yet)", "", "", "")
-
-    latency = _kv_table(
-        "Latency (since start)",
-        [
-            (
-                "decision device->publish",
-                f"p50 {fmt_seconds(s.decision_p50_s)}  p99 {fmt_seconds(s.decision_p99_s)}",
-            ),
-            (
-                "decision arrival->publish",
-                f"p50 {fmt_seconds(s.arrival_p50_s)}  p99 {fmt_seconds(s.arrival_p99_s)}",
-            ),
-            (
-                "timer lateness",
-                f"p50 {fmt_seconds(s.timer_p50_s)}  p99 {fmt_seconds(s.timer_p99_s)}",
-            ),
-        ],
-    )
-    staff_rows: list[tuple[str, str]] = []
-    if s.staff is not None:
-        st = s.staff
-        staff_rows += [
-            ("alerts on wristbands", str(st.alerts)),
-            ("acked / done", f"{st.acks} / {st.done}"),
-            ("declined / unanswered", f"{st.declined} / {st.unanswered}"),
-        ]
-    mean = f"{s.response_mean_s:.1f} s" if s.response_mean_s is not None else "-"
-    staff_rows += [
-        ("response (engine)", f"n={s.responses}  mean {mean}"),
-        ("escalations", str(s.escalations)),
-    ]
-    staff = _kv_table("Staff", staff_rows)
-    reasons = _kv_table(
-        "Suppressed, top reasons", [(r, str(n)) for r, n in s.top_reasons()] or [("none", "")]
-    )
-    dead = _kv_table(
-        "Dead letters",
-        [(r, str(n)) for r, n in sorted(s.deadletters.items(), key=lambda x: -x[1])[:4]]
-        or [("none", "")],
-    )
-    side = Table.grid(padding=(0, 0))
-    side.add_column()
-    for part in (latency, staff, reasons, dead):
-        side.add_row(part)
-        if part is not dead:
-            side.add_row("")
-    body = Table.grid(padding=(0, 3))
-    body.add_column()
-    body.add_column()
-    body.add_row(
-        Panel(acts, title="Actions by rule", title_align="left", border_style="blue"),
-        Panel(side, border_style="blue"),
-    )
-
-    recent = Table(box=None, show_header=False, pad_edge=False, expand=True)
-    recent.add_column(style="dim", no_wrap=True)
-    recent.add_column(no_wrap=True, overflow="ellipsis", ratio=2)
-    recent.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
-    lines = list(s.tail)[-tail:] if tail else []
-    for line in reversed(lines):
-        colour = "green" if line.kind == "offer" else "yellow"
-        recent.add_row(
-            time.strftime("%H:%M:%S", time.localtime(line.at)),
-            Text(line.topic, style=colour),
-            Text.assemble((line.rule, "bold"), " ", line.text),
-        )
-    if not lines:
-        recent.add_row("", "(no actions yet)", "")
+    reasons = _kv([(r, str(n)) for r, n in s.top_reasons()] or [("none", "")])
+    dead_rows = sorted(s.deadletters.items(), key=lambda x: (-x[1], x[0]))[:TOP_REASONS]
+    dead = _kv([(r, str(n)) for r, n in dead_rows] or [("none", "")])
+    grid = Table.grid(expand=True, padding=(0, 1))
+    grid.add_column(ratio=1)
+    grid.add_column(ratio=1)
+    grid.add_row(_panel(_actions_table(s), "Actions by rule"), _panel(_side_table(s), "Engine"))
+    grid.add_row(_panel(reasons, "Suppressed, top reasons"), _panel(dead, "Dead letters"))
     parts: list[RenderableType] = [
         head,
         flow,
-        body,
-        Panel(recent, title="Last actions", title_align="left", border_style="blue"),
+        grid,
+        _panel(_tail_table(s, tail), "Last actions"),
     ]
     parts.extend(Text(f"! {note}", style="red") for note in s.notes)
     return Group(*parts)

@@ -148,4 +148,5 @@ REJECTION_REASONS: dict[str, str] = {
     "clock_skew": "the ts is too far in the future or too late for the engine clock",
     "duplicate": "the same message id was already processed (QoS 1 redelivery or replay)",
     "unknown_alert": "a staff answer refers to an alert the engine does not know",
+    "internal_error": "the engine failed on this message (a bug, logged); it is kept here",
 }

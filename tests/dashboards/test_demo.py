@@ -112,7 +112,7 @@ def test_rich_rendering_shows_every_part() -> None:
         "chilled-dwell-bogo",
         "dormant-welcome-back",
         "p50 1.2 ms  p99 4.1 ms",
-        "response (engine)",
+        "response time",
         "condition:lifetime_value",
         "malformed_json",
         "Last actions",
@@ -199,6 +199,7 @@ def test_live_demo_runs_end_to_end_and_cleans_up() -> None:
         shoppers=300,
         speed=5.0,
         block_minutes=3.0,
+        warm_minutes=2.0,
         plain_every_s=5.0,
         staff=StaffSettings(
             ack_delay_s=(1.0, 6.0), decline_delay_s=(0.5, 2.0), done_after_s=(2, 8)

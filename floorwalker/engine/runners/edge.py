@@ -181,7 +181,7 @@ class EdgeRunner:
             self._publish(engine.drain(), now, timer=True)
             batch = 0
             while item is not None:
-                self._handle(engine, item)
+                self._handle_safely(engine, item)
                 batch += 1
                 item = self._next_nowait() if batch < BATCH else None
             mono = time.monotonic()
@@ -217,6 +217,19 @@ class EdgeRunner:
             return self.inbox.get_nowait()
         except queue.Empty:
             return None
+
+    def _handle_safely(self, engine: Engine, item: Inbound) -> None:
+        try:
+            self._handle(engine, item)
+        except Exception:
+            # A bug of ours, not bad input (the decoder never raises): keep the
+            # message (dead letter), keep serving the ones behind it, and say so.
+            log.exception("internal error on a message from %s", item.topic)
+            raw = item.payload.decode("utf-8", "replace")
+            self._deadletter(
+                Rejection("internal_error", item.topic, raw, "engine error", item.arrival, None)
+            )
+            self.link.ack(item)
 
     def _handle(self, engine: Engine, item: Inbound) -> None:
         now = time.time()

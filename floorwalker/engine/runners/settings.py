@@ -52,7 +52,9 @@ class EdgeSettings:
 
 
 _CASTS: dict[str, Any] = {
-    "registries": lambda v: tuple(Path(p) for p in (v if isinstance(v, list) else _split(v))),
+    "registries": lambda v: tuple(
+        Path(p) for p in (v if isinstance(v, list | tuple) else _split(v))
+    ),
     "rules": Path,
     "profiles": Path,
     "metrics_port": int,
