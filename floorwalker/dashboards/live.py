@@ -23,6 +23,7 @@ seconds, see :func:`render_plain`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import sys
@@ -524,9 +525,17 @@ def _tail_table(s: Snapshot, tail: int) -> Table:
 
 
 def render_rich(
-    s: Snapshot, *, title: str = "Floorwalker live demo", tail: int = TAIL_SIZE
+    s: Snapshot,
+    *,
+    title: str = "Floorwalker live demo",
+    tail: int = TAIL_SIZE,
+    compact: bool = False,
 ) -> Group:
-    """One dashboard frame (about 30 lines high with every rule active)."""
+    """One dashboard frame (about 36 lines high with every rule active).
+
+    ``compact`` folds the suppression reasons and dead letters into one line,
+    for short terminals.
+    """
     head = Text.assemble(
         (f" {title} ", "bold white on blue"),
         f"  store {s.store or '?'}  ",
@@ -558,13 +567,22 @@ def render_rich(
     grid.add_column(ratio=1)
     grid.add_column(ratio=1)
     grid.add_row(_panel(_actions_table(s), "Actions by rule"), _panel(_side_table(s), "Engine"))
-    grid.add_row(_panel(reasons, "Suppressed, top reasons"), _panel(dead, "Dead letters"))
-    parts: list[RenderableType] = [
-        head,
-        flow,
-        grid,
-        _panel(_tail_table(s, tail), "Last actions"),
-    ]
+    parts: list[RenderableType] = [head, flow]
+    if compact:
+        dead_text = _pairs(dead_rows)
+        parts.append(
+            Text.assemble(
+                ("suppressed ", "dim"),
+                _pairs(s.top_reasons(3)),
+                ("   dead letters ", "dim"),
+                (dead_text, "bold red" if dead_rows else ""),
+                overflow="ellipsis",
+                no_wrap=True,
+            )
+        )
+    else:
+        grid.add_row(_panel(reasons, "Suppressed, top reasons"), _panel(dead, "Dead letters"))
+    parts += [grid, _panel(_tail_table(s, tail), "Last actions")]
     parts.extend(Text(f"! {note}", style="red") for note in s.notes)
     return Group(*parts)
 
@@ -596,6 +614,8 @@ class LiveDashboard:
         self.plain_every_s = plain_every_s
         self.title = title
         self.frames = 0
+        self._shape: tuple[object, ...] = ()
+        self._layout = (False, TAIL_SIZE)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -658,9 +678,30 @@ class LiveDashboard:
                     return
 
     def _frame(self, snap: Snapshot, console: Console) -> RenderableType:
-        # Fewer tail lines on a short terminal, so the top of the frame stays visible.
-        room = max(2, min(TAIL_SIZE, console.size.height - 28 - len(snap.notes)))
-        return render_rich(snap, title=self.title, tail=room)
+        """The fullest frame that fits the terminal: fewer tail lines, then compact.
+
+        Trying sizes costs a few renders, so the choice is kept until something
+        that changes the frame's height does.
+        """
+        size = console.size
+        shape = (
+            size,
+            len(snap.rules()),
+            len(snap.top_reasons()),
+            min(len(snap.deadletters), TOP_REASONS),
+            len(snap.notes),
+            snap.staff is None,
+            min(len(snap.tail), TAIL_SIZE),
+        )
+        if shape != self._shape:
+            self._shape, self._layout = shape, (True, 1)
+            for compact, tail in itertools.product((False, True), (TAIL_SIZE, 5, 3, 1)):
+                frame = render_rich(snap, title=self.title, tail=tail, compact=compact)
+                if len(console.render_lines(frame, console.options, pad=False)) < size.height:
+                    self._layout = (compact, tail)
+                    break
+        compact, tail = self._layout
+        return render_rich(snap, title=self.title, tail=tail, compact=compact)
 
 
 def _isatty(stream: TextIO) -> bool:
