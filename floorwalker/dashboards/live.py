@@ -8,6 +8,10 @@ Where the numbers come from:
   (device timestamp -> publish) and timer lateness are the p50/p99 of the
   runner's histograms since the start, interpolated within buckets the way
   Prometheus' ``histogram_quantile`` does, so they agree with ``/metrics``.
+  Arrival -> publish (the engine's own share) is shown next to device ->
+  publish, because the latter includes presence debouncing: an action on
+  entering a zone carries the time of the first sighting of that run, a few
+  sightings before the engine could know;
   The runner syncs the engine's counters into the registry about once a
   second, so counts trail by up to a second;
 * the tail of the last actions from :class:`ActionTail`, an MQTT probe that

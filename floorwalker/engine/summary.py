@@ -28,9 +28,9 @@ def format_summary(stats: EngineStats) -> str:
             lines.append(f"    escalations: {s['escalations']}")
     lines.append("-" * 78)
     total_in = sum(stats.events_in.values())
-    lines.append(f"events accepted: {total_in}  " + _pairs(stats.events_in))
+    lines.append(f"events accepted: {total_in}  {_pairs(stats.events_in)}".rstrip())
     invalid = sum(stats.rejected.values())
-    lines.append(f"invalid input:   {invalid}  " + (_pairs(stats.rejected) or ""))
+    lines.append(f"invalid input:   {invalid}  {_pairs(stats.rejected)}".rstrip())
     if stats.late_accepted:
         lines.append(f"late but accepted (past the reorder window): {stats.late_accepted}")
     if stats.redemptions_refused:

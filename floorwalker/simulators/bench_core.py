@@ -10,7 +10,12 @@ baselines and the variants share the machine's state:
   none (presence tracking only), the 11 catalog rules, the catalog plus
   ``extra_rules`` rules the traffic can never trigger (which the index must
   skip), and the catalog plus ``extra_rules`` rules that do match the traffic
-  in the proportions a real catalog might (see :mod:`.rulegen`).
+  in the proportions a real catalog might (see :mod:`.rulegen`). The catalog
+  also runs through ``Engine.feed`` when the engine has it. Each rule set runs
+  ``repeat`` times, interleaved; the best and the median are reported, with
+  the process CPU time of the best (steal-free).
+* **concurrency sweep** — the catalog on equal-sized workloads with fewer or
+  more shoppers in the stores at once (does state size hurt?).
 * **decode + core** — the same traffic as wire bytes through the real
   :class:`~floorwalker.devices.decode.Decoder`, then the engine.
 * **memory per active shopper** — many shoppers arrive within a short window;
@@ -23,6 +28,9 @@ baselines and the variants share the machine's state:
   files (``load_rules``) and indexing them for every store
   (``compile_rules``).
 * optionally a **cProfile** of the catalog run, the top functions by own time.
+
+Pinning the process to one CPU (``--cpu``, by default the last one) makes the
+numbers steadier on a shared VM.
 
 Targets: >= 250,000 events/s core-only with the catalog; 1,000 extra
 non-matching rules cost <= 1.3x; <= 1 KB per active shopper.
@@ -109,6 +117,8 @@ class BenchSettings:
     """Events to run under cProfile (catalog rules); 0 = no profile."""
     profile_top: int = 15
     seed: int = 7
+    cpu: int | None = None
+    """Pin the process to this CPU while measuring (steadier numbers); None = no pinning."""
     registry: Path = DEMO_REGISTRY
     catalog: Path = CATALOG
 
@@ -707,15 +717,41 @@ def _targets(base: _Run, ratios: Mapping[str, float], memory: Mapping[str, Any])
     }
 
 
+def _pin(cpu: int | None) -> set[int] | None:
+    """Pin this process to ``cpu``; return the previous affinity to restore, if changed."""
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    return before
+
+
+def last_cpu() -> int | None:
+    """The highest-numbered CPU this process may use (usually the quietest), if known."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    return max(allowed) if len(allowed) > 1 else None
+
+
 def run_core_bench(
     settings: BenchSettings | None = None, *, log: TextIO | None = None
 ) -> dict[str, Any]:
     """Run every measurement; return a JSON-ready dict (see the module docstring).
 
-    Progress lines go to ``log`` (e.g. ``sys.stderr``) when given.
+    Progress lines go to ``log`` (e.g. ``sys.stderr``) when given. With
+    ``settings.cpu`` the process is pinned to that CPU for the run, then restored.
     """
     cfg = settings or BenchSettings()
-    say = _Log(log)
+    before = _pin(cfg.cpu)
+    try:
+        return _run(cfg, _Log(log))
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _run(cfg: BenchSettings, say: _Log) -> dict[str, Any]:
     started = time.perf_counter()
     chain = _Chain(cfg)
 
@@ -797,7 +833,12 @@ def format_report(r: Mapping[str, Any]) -> str:
     repeat = r["settings"]["repeat"]
     lines = [
         f"floorwalker bench core - Python {m['python']} on {m['cpu']} "
-        f"({m['cores']} cores), one core used",
+        f"({m['cores']} cores), one core used"
+        + (
+            f", pinned to CPU {r['settings']['cpu']}"
+            if r["settings"].get("cpu") is not None
+            else ""
+        ),
         f"workload: {w['events']:,} events, {w['stores']} stores, {w['shoppers']:,} shoppers "
         f"arriving within {w['arrival_minutes']:g} min, ~{w['in_store_at_once']:,} in store "
         f"at once, {100 * w['sighting_share']:.1f}% sightings",
@@ -905,6 +946,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="events per run of the concurrency sweep, 0 to skip (%(default)s)",
     )
+    p.add_argument(
+        "--cpu",
+        type=int,
+        default=last_cpu(),
+        help="pin to this CPU while measuring; -1: no pinning (default: the last CPU, %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--registry", type=Path, default=d.registry)
     p.add_argument("--rules", type=Path, default=d.catalog, help="the catalog directory")
@@ -926,6 +973,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeat=args.repeat,
         profile_events=args.profile,
         sweep_events=args.sweep_events,
+        cpu=args.cpu if args.cpu is not None and args.cpu >= 0 else None,
         seed=args.seed,
         registry=args.registry,
         catalog=args.rules,

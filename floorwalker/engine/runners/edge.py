@@ -248,22 +248,31 @@ class EdgeRunner:
                 decoded, PosItem | CouponRedeemed | Checkout
             ):
                 self.history.observe(decoded)  # RFM input; a background writer, never blocks
-            self._publish(engine.drain(), time.time(), timer=False, arrival=item.arrival)
+            actions = engine.drain()
+            if actions:
+                self._publish(actions, time.time(), timer=False, event=(decoded.ts, item.arrival))
         self.link.ack(item)  # only now: a crash before this gets the message redelivered
 
     def _publish(
-        self, actions: list[Action], now: float, *, timer: bool, arrival: float | None = None
+        self,
+        actions: list[Action],
+        now: float,
+        *,
+        timer: bool,
+        event: tuple[float, float] | None = None,
     ) -> None:
+        """Publish; measure timer lateness (due -> publish) or, for actions an event
+        caused, latency from the event's device ``ts`` and from its arrival."""
         prefix = self.settings.prefix
         for action in actions:
             self.link.publish(action.topic(prefix), orjson.dumps(action.payload()))
             sent = time.time()
             if timer:
                 self.metrics.timer_lateness(max(0.0, sent - action.ts))
-            else:
-                self.metrics.decision_latency("device", max(0.0, sent - action.ts))
-                if arrival is not None:
-                    self.metrics.decision_latency("arrival", max(0.0, sent - arrival))
+            elif event is not None:
+                device_ts, arrival = event
+                self.metrics.decision_latency("device", max(0.0, sent - device_ts))
+                self.metrics.decision_latency("arrival", max(0.0, sent - arrival))
 
     def _deadletter(self, rej: Rejection) -> None:
         store = rej.store or "_unknown"
