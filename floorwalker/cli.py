@@ -15,10 +15,8 @@ from floorwalker.errors import ConfigError, FloorwalkerError, RuleSetError
 from floorwalker.rules.durations import parse_duration
 
 if TYPE_CHECKING:
-    from floorwalker.devices.registry import Registry
     from floorwalker.engine.actions import Decision
     from floorwalker.engine.replay import Capture, ReplaySettings
-    from floorwalker.rules.model import RuleSet
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
@@ -213,12 +211,14 @@ def _replay(
     decisions: Path | None = None,
     summary_json: Path | None = None,
 ) -> int:
+    from floorwalker.devices.registry import load_registries
     from floorwalker.engine.profiles import ProfileBook
     from floorwalker.engine.replay import Capture, Replay, write_jsonl
     from floorwalker.engine.summary import format_summary
+    from floorwalker.rules.loader import load_rules_for
 
-    regs = _registries(registries)
-    ruleset = _rules(rules_dir, regs)
+    regs = load_registries(registries)
+    ruleset = load_rules_for(rules_dir, regs)
     book = ProfileBook.load(profiles)
     if not capture_path.exists():
         raise ConfigError("capture file not found", file=str(capture_path))
@@ -244,26 +244,6 @@ def _replay(
     if summary_json is not None:
         summary_json.write_bytes(orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2))
     return 0
-
-
-def _registries(paths: list[Path]) -> dict[str, Registry]:
-    from floorwalker.devices.registry import load_registry
-
-    regs: dict[str, Registry] = {}
-    for path in paths:
-        reg = load_registry(path)
-        if reg.store in regs:
-            raise ConfigError(f"store {reg.store} is in two registries", file=str(path))
-        regs[reg.store] = reg
-    return regs
-
-
-def _rules(directory: Path, regs: dict[str, Registry]) -> RuleSet:
-    from floorwalker.rules.loader import load_rules
-
-    tags = tuple(sorted({t for r in regs.values() for t in r.tags}))
-    roles = tuple(sorted({m.role for r in regs.values() for m in r.staff.values()}))
-    return load_rules(directory, extra_tags=tags, extra_roles=roles)
 
 
 @contextlib.contextmanager

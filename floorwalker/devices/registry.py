@@ -9,7 +9,7 @@ distances for "nearest staff").
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -120,6 +120,17 @@ def load_registry(path: str | Path) -> Registry:
             "a registry is a YAML mapping with store, timezone, zones, ...", file=str(p), line=1
         )
     return _build(data, str(p), lambda where: _line_of(node, where))
+
+
+def load_registries(paths: Iterable[str | Path]) -> dict[str, Registry]:
+    """Load several stores' registries, keyed by store id; a store twice is an error."""
+    registries: dict[str, Registry] = {}
+    for path in paths:
+        registry = load_registry(path)
+        if registry.store in registries:
+            raise ConfigError(f"store {registry.store} is in two registries", file=str(path))
+        registries[registry.store] = registry
+    return registries
 
 
 def _parse(text: str, source: str) -> tuple[Node | None, Any]:

@@ -10,10 +10,10 @@ can never replace the rules already running.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +30,9 @@ from floorwalker.rules.schema import (
 )
 from floorwalker.rules.vocabulary import DEFAULT_VOCABULARY, Vocabulary, closest
 from floorwalker.rules.yamlpos import YamlDocument, YamlError, load_yaml
+
+if TYPE_CHECKING:
+    from floorwalker.devices.registry import Registry
 
 RULE_SUFFIXES = (".yaml", ".yml")
 POLICY_STEM = "policy"
@@ -247,3 +250,10 @@ def _not_a_mapping(file: str, doc: YamlDocument, model: type[BaseModel]) -> Rule
 def _problems(file: str, doc: YamlDocument, issues: list[Issue]) -> list[RuleProblem]:
     unique = dict.fromkeys(to_problem(file, doc, issue) for issue in issues)
     return sorted(unique, key=lambda p: (p.line, p.col))
+
+
+def load_rules_for(directory: str | Path, registries: Mapping[str, Registry]) -> RuleSet:
+    """Load a rules directory accepting the zone tags and staff roles of these stores."""
+    tags = sorted({t for r in registries.values() for t in r.tags})
+    roles = sorted({m.role for r in registries.values() for m in r.staff.values()})
+    return load_rules(directory, extra_tags=tags, extra_roles=roles)

@@ -16,7 +16,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -25,7 +25,7 @@ import orjson
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Checkout, CouponRedeemed, PosItem, Rejection
-from floorwalker.devices.registry import Registry, load_registry
+from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
 from floorwalker.engine.actions import Action
 from floorwalker.engine.alerts import AlertJournal, NoJournal
@@ -36,8 +36,7 @@ from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings
 from floorwalker.errors import ConfigError, RuleSetError
-from floorwalker.rules.loader import load_rules
-from floorwalker.rules.model import RuleSet
+from floorwalker.rules.loader import load_rules_for
 
 log = logging.getLogger("floorwalker.edge")
 
@@ -89,8 +88,8 @@ class EdgeRunner:
 
     def _open(self) -> None:
         s = self.settings
-        registries = _load_registries(s.registries)
-        rules = _load_rules(s.rules, registries)
+        registries = load_registries(s.registries)
+        rules = load_rules_for(s.rules, registries)
         backends = self._backends(s)
         self.history = backends.history
         self.engine = Engine(
@@ -298,8 +297,8 @@ class EdgeRunner:
         engine = self.engine
         assert engine is not None
         try:
-            registries = _load_registries(self.settings.registries)
-            rules = _load_rules(self.settings.rules, registries)
+            registries = load_registries(self.settings.registries)
+            rules = load_rules_for(self.settings.rules, registries)
         except (RuleSetError, ConfigError) as exc:
             log.error("reload refused, the running rules stay:\n%s", exc)
             self.metrics.reload("refused")
@@ -310,22 +309,6 @@ class EdgeRunner:
         self.metrics.reload("ok")
         log.info("reloaded %d rule(s) for %d store(s)", len(rules.rules), len(registries))
         return True
-
-
-def _load_registries(paths: tuple[Any, ...]) -> dict[str, Registry]:
-    registries: dict[str, Registry] = {}
-    for path in paths:
-        registry = load_registry(path)
-        if registry.store in registries:
-            raise ConfigError(f"store {registry.store} is in two registries", file=str(path))
-        registries[registry.store] = registry
-    return registries
-
-
-def _load_rules(directory: Any, registries: Mapping[str, Registry]) -> RuleSet:
-    tags = sorted({t for r in registries.values() for t in r.tags})
-    roles = sorted({m.role for r in registries.values() for m in r.staff.values()})
-    return load_rules(directory, extra_tags=tags, extra_roles=roles)
 
 
 def erase_channel(redis_prefix: str) -> str:
