@@ -168,7 +168,7 @@ class Engine:
             COUNT_OF: self._count,
             COUNT_RESET: self._count_reset,
         }
-        self._handlers: dict[type, Callable[[StoreState, Event], None]] = {
+        self._handlers: dict[type, Callable[[StoreState, Event], str | None]] = {
             Sighting: self._on_sighting,  # type: ignore[dict-item]
             BellPress: self._on_bell,  # type: ignore[dict-item]
             PosItem: self._on_pos_item,  # type: ignore[dict-item]
@@ -221,10 +221,10 @@ class Engine:
             return self._reject("duplicate")
         counts[kind] = counts.get(kind, 0) + 1
         if self._lateness <= 0.0:
-            self._process(store, event)
-        elif ts <= self.clock - self._lateness:
+            return self._process(store, event)
+        if ts <= self.clock - self._lateness:
             self.stats.late_accepted += 1
-            self._process(store, event)
+            return self._process(store, event)
         else:
             self._held_seq += 1
             heapq.heappush(self._held, _Held(ts, event.order_key, self._held_seq, event))
@@ -332,13 +332,15 @@ class Engine:
             self.stats.guard_errors += 1
             return False
 
-    def _process(self, store: StoreState, event: Event) -> None:
+    def _process(self, store: StoreState, event: Event) -> str | None:
+        """Handle one event; a handler may still refuse it (an ack of an unknown alert)."""
         store.last_heard[_device_of(event)] = event.ts
-        self._handlers[type(event)](store, event)
+        refused = self._handlers[type(event)](store, event)
         if self.decider.pending:
             self.decider.settle(event.ts)
         if not self._sweeping:
             self._start_sweeping(event.ts)
+        return refused
 
     def _start_sweeping(self, now: float) -> None:
         self._sweeping = True
@@ -440,17 +442,18 @@ class Engine:
         listeners = st.index.coupon.get(ctx.offer, EMPTY) if ctx.offer else EMPTY
         self._dispatch(st, listeners + st.index.coupon.get(None, EMPTY), ctx)
 
-    def _on_ack(self, st: StoreState, ev: StaffAck) -> None:
+    def _on_ack(self, st: StoreState, ev: StaffAck) -> str | None:
         alert = st.alerts.alerts.get(ev.alert)
         if alert is None:
-            self.stats.rejected["unknown_alert"] += 1
-            return
+            # Held events (lateness > 0) are decided later: then only counted.
+            return self._reject("unknown_alert")
         self.decider.answer(st, alert, ev)
         ctx = Context("staff_ack", st.store, ev.ts, f"ack:{ev.band}:{ev.id}")
         ctx.alert, ctx.action, ctx.zone = ev.alert, ev.action, alert.zone
         ctx.bell, ctx.shopper = alert.bell, alert.shopper
         listeners = st.index.ack.get(ev.action, EMPTY)
         self._dispatch(st, listeners + st.index.ack.get(None, EMPTY), ctx)
+        return None
 
     def _on_status(self, st: StoreState, ev: DeviceStatus) -> None:
         st.devices[ev.device] = (ev.online, ev.ts, ev.battery)

@@ -274,6 +274,7 @@ def test_ack_for_an_unknown_alert_is_counted(store: StoreScenario) -> None:
     store.ack(T0, "band-07", "al-doesnotexist")
     store.run_until(T0 + 10)
     assert store.engine.stats.rejected["unknown_alert"] == 1
+    assert store.rejections == ["unknown_alert"]  # returned, so runners dead-letter it
     assert store.actions == []
 
 
