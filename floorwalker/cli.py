@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_run(sub)
     _add_profiles(sub)
+    _add_simulate(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -110,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks (core)")
-    bench.add_argument("which", choices=["core"])
+    bench.add_argument("which", choices=["core", "live", "accuracy", "scaling"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=_cmd_bench)
     return parser
@@ -157,6 +158,65 @@ def _add_profiles(sub: Any) -> None:
     forget.add_argument("--redis", required=True)
     forget.add_argument("--redis-prefix", default="fw:")
     forget.set_defaults(func=_cmd_profiles_forget)
+
+
+def _add_simulate(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate", help="the store simulator: a capture, or live traffic over MQTT"
+    )
+    sim.add_argument("--registry", type=Path, required=True, help="store registry (YAML)")
+    sim.add_argument("--shoppers", type=int, required=True, help="shoppers per store")
+    sim.add_argument("--minutes", type=float, required=True, help="arrival window, store minutes")
+    sim.add_argument("--seed", type=int, required=True)
+    where = sim.add_mutually_exclusive_group(required=True)
+    where.add_argument("--capture", type=Path, help="write a capture (JSON Lines) here")
+    where.add_argument("--mqtt", help="publish live to this broker, mqtt://host:port")
+    sim.add_argument("--rate", type=float, help="live: mean events/s (default: real time)")
+    sim.add_argument("--truth", type=Path, help="write the ground truth (JSON Lines) here")
+    sim.add_argument("--sigma", type=float, default=4.0, help="RSSI noise, dB (default 4)")
+    sim.add_argument("--stores", type=int, default=1, help="clone the store as s001..sNNN")
+    sim.add_argument("--profiles-out", type=Path, help="write the shopper profiles here")
+    sim.add_argument("--start", help="store time of the first arrival (ISO, or epoch s)")
+    sim.add_argument("--batch", type=float, default=1.0, help="gateway batch interval, s")
+    sim.add_argument("--redeem-share", type=float, default=0.3, help="live: offers redeemed")
+    sim.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    sim.set_defaults(func=_cmd_simulate)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from floorwalker.devices.registry import load_registry
+    from floorwalker.simulators.store import run_simulate, settings_from
+    from floorwalker.simulators.traffic import parse_start
+
+    start = None
+    if args.start is not None:
+        start = parse_start(args.start, load_registry(args.registry).timezone)
+    settings = settings_from(
+        shoppers=args.shoppers,
+        minutes=args.minutes,
+        seed=args.seed,
+        sigma_db=args.sigma,
+        stores=args.stores,
+        start=start,
+        batch_s=args.batch,
+        redeem_share=args.redeem_share,
+    )
+    try:
+        summary = run_simulate(
+            args.registry,
+            settings,
+            capture=args.capture,
+            mqtt=args.mqtt,
+            rate=args.rate,
+            truth=args.truth,
+            profiles_out=args.profiles_out,
+            prefix=args.prefix,
+            log_to=sys.stderr,
+        )
+    except KeyboardInterrupt:
+        return 130
+    print(orjson.dumps(summary).decode())
+    return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -357,6 +417,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.which == "accuracy":
+        from floorwalker.simulators.bench_accuracy import main as bench_accuracy
+
+        return int(bench_accuracy(list(args.rest)))
+    if args.which == "scaling":
+        from floorwalker.simulators.scaling import main as bench_scaling
+
+        return int(bench_scaling(list(args.rest)))
+    if args.which == "live":
+        from floorwalker.simulators.bench_live import main as bench_live
+
+        return int(bench_live(list(args.rest)))
     from floorwalker.simulators.bench_core import main as bench_core
 
     return int(bench_core(list(args.rest)))

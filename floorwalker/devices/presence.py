@@ -61,17 +61,25 @@ class Change(NamedTuple):
     """visit: first sighting; enter: dwell start; leave: last sighting in the zone."""
 
 
+class Candidate:
+    """Evidence for a zone the subject may be moving into (exists only while it matters)."""
+
+    __slots__ = ("first", "last", "score", "zone")
+
+    def __init__(self, zone: str, ts: float) -> None:
+        self.zone = zone
+        self.first = ts
+        self.last = ts
+        self.score = 0
+
+
 class Presence:
     """One subject's presence state (kept small: one per active shopper)."""
 
     __slots__ = (
         "cand",
-        "cand_first",
-        "cand_last",
-        "cand_score",
-        "last_beacon",
         "last_seen",
-        "last_ts",
+        "last_zone",
         "prev_visit",
         "seen",
         "since",
@@ -79,20 +87,21 @@ class Presence:
         "zone",
     )
 
-    def __init__(self, ts: float) -> None:
+    def __init__(self, ts: float, prev_visit: float | None = None) -> None:
         self.zone: str | None = None
         self.since = ts
+        """When the dwell in ``zone`` began (first sighting of the run that entered it)."""
         self.last_seen = ts
-        self.cand: str | None = None
-        self.cand_first = ts
-        self.cand_last = ts
-        self.cand_score = 0
+        """Latest sighting in ``zone``."""
         self.seen = ts
+        """Latest sighting anywhere (sightings older than this are stale)."""
+        self.last_zone = ""
+        """Zone of the latest sighting: zone ids are the registry's own strings, shared by
+        every shopper, so remembering one costs nothing per shopper (a beacon id would)."""
+        self.cand: Candidate | None = None
         self.visit_start = ts
-        self.last_beacon = ""
-        self.last_ts = -1.0
-        self.prev_visit: float | None = None
-        """Start of the visit before this one, if the engine still remembers it."""
+        self.prev_visit = prev_visit
+        """Start of the visit before this one, if known."""
 
 
 NO_CHANGES: tuple[Change, ...] = ()
@@ -110,27 +119,32 @@ class PresenceTracker:
     def observe(
         self, subject: str, zone: str, ts: float, rssi: int, beacon: str
     ) -> tuple[Change, ...]:
-        """Take one sighting; return the changes it causes (usually none)."""
+        """Take one sighting; return the changes it causes (usually none).
+
+        The engine inlines the commonest case (a newer sighting of the current zone
+        with no candidate and no gap) in its hot path; ``tests/devices`` checks the
+        two agree.
+        """
         cfg = self.settings
         if rssi < cfg.min_rssi:
             return NO_CHANGES
         st = self.states.get(subject)
         if st is None or ts - st.seen >= cfg.visit_gap_s:
-            st = Presence(ts)
+            st = Presence(ts, None if st is None else st.visit_start)
             self.states[subject] = st
-            visit = Change("visit", subject, zone, ts)
-            st.last_ts, st.last_beacon = ts, zone
-            return (visit, *self._candidate(st, subject, zone, ts, rssi))
-        last_ts = st.last_ts
-        if ts < last_ts or (ts == last_ts and zone == st.last_beacon):
+            st.last_zone = zone
+            return (
+                Change("visit", subject, zone, ts),
+                *self._candidate(st, subject, zone, ts, rssi),
+            )
+        seen = st.seen
+        if ts < seen or (ts == seen and zone == st.last_zone):
             # A repeat (QoS 1 redelivery, two gateways hearing one report) or a
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
-        st.last_ts = st.seen = ts
-        # The zone, not the beacon: zone ids are the registry's own strings, shared
-        # by every shopper, so remembering one costs no memory per shopper.
-        st.last_beacon = zone
+        st.seen = ts
+        st.last_zone = zone
         current = st.zone
         if current is not None and ts - st.last_seen >= cfg.leave_after_s:
             # Gone long enough to have left (no leave timer was needed to know).
@@ -139,9 +153,10 @@ class PresenceTracker:
             return (left, *self._candidate(st, subject, zone, ts, rssi))
         if zone == current:
             st.last_seen = ts
-            if st.cand is not None:
-                st.cand_score -= 1
-                if st.cand_score <= 0:
+            cand = st.cand
+            if cand is not None:
+                cand.score -= 1
+                if cand.score <= 0:
                     st.cand = None
             return NO_CHANGES
         return self._candidate(st, subject, zone, ts, rssi)
@@ -150,20 +165,18 @@ class PresenceTracker:
         self, st: Presence, subject: str, zone: str, ts: float, rssi: int
     ) -> tuple[Change, ...]:
         cfg = self.settings
-        if st.cand != zone or ts - st.cand_last > cfg.candidate_gap_s:
-            st.cand = zone
-            st.cand_first = ts
-            st.cand_score = 0
-        st.cand_last = ts
-        st.cand_score += 2 if rssi >= cfg.strong_rssi else 1
-        if st.cand_score < cfg.enter_score:
+        cand = st.cand
+        if cand is None or cand.zone != zone or ts - cand.last > cfg.candidate_gap_s:
+            cand = st.cand = Candidate(zone, ts)
+        cand.last = ts
+        cand.score += 2 if rssi >= cfg.strong_rssi else 1
+        if cand.score < cfg.enter_score:
             return NO_CHANGES
         left, left_seen = st.zone, st.last_seen
         st.zone = zone
-        st.since = st.cand_first
+        st.since = cand.first
         st.last_seen = ts
         st.cand = None
-        st.cand_score = 0
         enter = Change("enter", subject, zone, st.since)
         if left is None:
             return (enter,)
@@ -218,13 +231,14 @@ class PresenceTracker:
         """(subject, zone, dwell start) of everyone currently placed in a zone."""
         return [(s, st.zone, st.since) for s, st in self.states.items() if st.zone is not None]
 
-    def expire(self, now: float) -> int:
-        """Forget subjects unseen for a whole visit gap (privacy: location state expires)."""
+    def expire(self, now: float) -> list[tuple[str, Presence]]:
+        """Forget subjects unseen for a whole visit gap (privacy: location state expires);
+        return them, so the engine can remember when their visit was."""
         gap = self.settings.visit_gap_s
-        doomed = [s for s, st in self.states.items() if now - st.seen >= gap]
-        for s in doomed:
+        doomed = [(s, st) for s, st in self.states.items() if now - st.seen >= gap]
+        for s, _ in doomed:
             del self.states[s]
-        return len(doomed)
+        return doomed
 
     def forget(self, subject: str) -> bool:
         return self.states.pop(subject, None) is not None

@@ -150,6 +150,8 @@ class Engine:
         self._lateness = self.settings.lateness_s
         self._max_future = self.settings.max_future_s
         self._max_late = self.settings.max_late_s
+        self._leave_after = self.settings.presence.leave_after_s
+        self._min_rssi = self.settings.presence.min_rssi
         self._counts_in = self.stats.events_by_type
         self.timers = TimerQueue()
         self._outbox: list[Action] = []
@@ -201,14 +203,25 @@ class Engine:
         if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
             # The hot path (most traffic): straight to presence, nothing else.
             self.stats.sightings += 1
-            store.last_heard[event.gateway] = ts  # type: ignore[union-attr]
-            changes = store.presence.observe(
-                event.subject,  # type: ignore[union-attr]
-                event.zone,  # type: ignore[union-attr]
-                ts,
-                event.rssi,  # type: ignore[union-attr]
-                event.beacon,  # type: ignore[union-attr]
-            )
+            _st, _gw, _ts, _beacon, zone, rssi, subject, _staff, _dwell, _key = event
+            store.last_heard[_gw] = ts
+            p = store.presence.states.get(subject)
+            if (
+                p is not None
+                and p.cand is None
+                and zone == p.zone
+                and ts > p.seen
+                and ts - p.last_seen < self._leave_after
+                and rssi >= self._min_rssi
+            ):
+                # The commonest sighting of all: again the zone they are in. This is
+                # PresenceTracker.observe's same-zone case, inlined.
+                p.seen = p.last_seen = ts
+                p.last_zone = zone
+                if not self._sweeping:
+                    self._start_sweeping(ts)
+                return None
+            changes = store.presence.observe(subject, zone, ts, rssi, _beacon)
             if changes:
                 for change in changes:
                     self._on_change(store, change)

@@ -37,8 +37,8 @@ class StoreState:
         self.leave_watch: set[str] = set()
         self.staff_leave_watch: set[str] = set()
         self.visits: dict[str, float] = {}
-        """shopper -> start of their latest visit, kept ``location_ttl_s``; the start of
-        the one before lives on the presence record while the current visit lasts"""
+        """shopper no longer present -> start of their latest visit, kept
+        ``location_ttl_s`` (present shoppers keep theirs on the presence record)"""
         self.seq_first: dict[tuple[str, str], float] = {}
         self.absence: dict[tuple[str, str], Context] = {}
         self.counts: dict[tuple[str, str], list[float]] = {}
@@ -61,23 +61,34 @@ class StoreState:
     # ------------------------------------------------------------------ visits
 
     def begin_visit(self, shopper: str, at: float) -> float | None:
-        """Start a visit; return the start of the previous one, if remembered."""
-        previous = self.visits.get(shopper)
-        self.visits[shopper] = at
+        """A visit started (presence made a new record); return the previous visit's start.
+
+        While a shopper is present their visits live on the presence record; once it
+        expires, :attr:`visits` remembers the last one for ``location_ttl_s``.
+        """
         state = self.presence.states.get(shopper)
+        remembered = self.visits.pop(shopper, None)
+        previous = state.prev_visit if state is not None else None
+        if previous is None:
+            previous = remembered
         if state is not None:
             state.prev_visit = previous
         return previous
 
     def visit_start(self, shopper: str | None) -> float | None:
-        return self.visits.get(shopper) if shopper else None
+        if not shopper:
+            return None
+        state = self.presence.states.get(shopper)
+        return state.visit_start if state is not None else self.visits.get(shopper)
 
     def previous_visit(self, shopper: str | None) -> float | None:
-        state = self.presence.states.get(shopper) if shopper else None
+        if not shopper:
+            return None
+        state = self.presence.states.get(shopper)
         if state is not None:
             return state.prev_visit
         # Between visits (a POS line after leaving): the latest visit is the previous one.
-        return self.visits.get(shopper) if shopper else None
+        return self.visits.get(shopper)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -85,7 +96,8 @@ class StoreState:
         self, now: float, settings: EngineSettings, compiled: CompiledRules
     ) -> list[tuple[str, float]]:
         """Forget expired state; return the (shopper, visit start) of visits forgotten."""
-        self.presence.expire(now)
+        for shopper, gone in self.presence.expire(now):
+            self.visits[shopper] = gone.visit_start
         self.staff.presence.expire(now)
         ttl = settings.location_ttl_s
         expired = [(s, v) for s, v in self.visits.items() if now - v >= ttl]

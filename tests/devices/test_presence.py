@@ -116,5 +116,44 @@ def test_expire_forgets_subjects_unseen_for_a_visit_gap() -> None:
     tr = PresenceTracker()
     feed(tr, [(T, "A", -65)], who="x")
     feed(tr, [(T + 1000, "A", -65)], who="y")
-    assert tr.expire(T + 1800) == 1
+    gone = tr.expire(T + 1800)
+    assert [(who, st.visit_start) for who, st in gone] == [("x", T)]
     assert len(tr) == 1
+
+
+def test_engine_fast_path_agrees_with_observe() -> None:
+    """The engine inlines observe()'s same-zone case; both must leave the same state."""
+    from floorwalker.engine.core import Engine
+    from floorwalker.engine.testing import StoreScenario
+    from floorwalker.rules.model import RuleSet
+
+    store = {
+        "store": "s1",
+        "timezone": "UTC",
+        "zones": {"A": {"adjacent": ["B"]}, "B": {}},
+        "beacons": {"b-A": {"zone": "A"}, "b-B": {"zone": "B"}},
+        "gateways": ["gw"],
+    }
+    sc = StoreScenario(RuleSet(()), store)
+    seq = [
+        (0, "b-A", -70),
+        (1, "b-A", -70),
+        (2, "b-A", -70),
+        (3, "b-A", -99),
+        (4, "b-B", -70),
+        (5, "b-A", -70),
+        (6, "b-A", -70),
+        (6, "b-A", -70),
+        (20, "b-A", -70),
+        (21, "b-A", -60),
+    ]
+    events = [sc.sighting(T + t, "s", b, r) for t, b, r in seq]
+    engine: Engine = sc.engine
+    tracker = PresenceTracker()
+    for ev in events:
+        engine.feed(ev)
+        tracker.observe(ev.subject, ev.zone, ev.ts, ev.rssi, ev.beacon)
+        fast, slow = engine.stores["s1"].presence.states["s"], tracker.states["s"]
+        for field in ("zone", "since", "last_seen", "seen", "last_zone", "visit_start"):
+            assert getattr(fast, field) == getattr(slow, field), (ev.ts - T, field)
+        assert (fast.cand is None) == (slow.cand is None)
