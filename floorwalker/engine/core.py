@@ -199,7 +199,6 @@ class Engine:
         if ts > self._future_limit or ts < self._late_limit:
             return self._reject("clock_skew")
         kind = type(event)
-        counts = self._counts_in
         if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
             # The hot path (most traffic): straight to presence, nothing else.
             self.stats.sightings += 1
@@ -230,6 +229,11 @@ class Engine:
             if not self._sweeping:
                 self._start_sweeping(ts)
             return None
+        return self._ingest_other(store, event, kind, ts)
+
+    def _ingest_other(self, store: StoreState, event: Event, kind: type, ts: float) -> str | None:
+        """Everything but a shopper sighting with no reorder window (the rarer paths)."""
+        counts = self._counts_in
         if kind is not Sighting and kind is not DeviceStatus and self._is_duplicate(event):
             return self._reject("duplicate")
         counts[kind] = counts.get(kind, 0) + 1
@@ -238,9 +242,8 @@ class Engine:
         if ts <= self.clock - self._lateness:
             self.stats.late_accepted += 1
             return self._process(store, event)
-        else:
-            self._held_seq += 1
-            heapq.heappush(self._held, _Held(ts, event.order_key, self._held_seq, event))
+        self._held_seq += 1
+        heapq.heappush(self._held, _Held(ts, event.order_key, self._held_seq, event))
         return None
 
     def advance_to(self, now: float) -> None:

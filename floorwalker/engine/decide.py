@@ -151,9 +151,9 @@ class Decider:
         rule, ctx, st = c.rule, c.ctx, c.st
         policy = self.engine.compiled.ruleset.policy
         counters = self._caps(
-            st, rule.limits.per_shopper, f"cap:{rule.id}:offer", c.shopper, ctx, "cap"
+            st, rule.limits.per_shopper, f"cap:{rule.id}:o", c.shopper, ctx, "cap"
         )
-        counters += self._caps(st, policy.per_shopper, "capall", c.shopper, ctx, "cap_all_rules")
+        counters += self._caps(st, policy.per_shopper, "cap:*", c.shopper, ctx, "cap_all_rules")
         budget = rule.limits.budget
         code = coupon_code(c.action_id, c.spec.code_prefix)
         return Ticket(
@@ -254,7 +254,7 @@ class Decider:
             return
         counters: tuple[CounterLimit, ...] = ()
         if ctx.shopper:
-            prefix = f"cap:{rule.id}:alert"
+            prefix = f"cap:{rule.id}:a"
             counters = self._caps(st, rule.limits.per_shopper, prefix, ctx.shopper, ctx, "cap")
         ticket = Ticket(action_id=alert_id, counters=counters)
         reason = self._admit(ticket, ctx.ts, fail_open=True)

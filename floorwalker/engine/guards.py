@@ -88,6 +88,7 @@ class InMemoryGuardStore:
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
+        self._actions: dict[str, float] = {}
         self._counters: dict[str, tuple[int, float | None]] = {}
         self._cooldown: dict[str, float] = {}
         self._budgets: dict[str, tuple[int, float]] = {}
@@ -109,7 +110,7 @@ class InMemoryGuardStore:
         return reason
 
     def _refusal(self, t: Ticket, now: float) -> str | None:
-        until = self._seen.get("action:" + t.action_id)
+        until = self._actions.get(t.action_id)
         if until is not None and until > now:
             return "duplicate"
         if t.cooldown_key is not None and self._cooldown.get(t.cooldown_key, -1.0) > now:
@@ -130,7 +131,8 @@ class InMemoryGuardStore:
         return None
 
     def _record(self, t: Ticket, now: float) -> None:
-        self._seen["action:" + t.action_id] = now + 7 * 86400.0
+        # Keyed by the id string itself, which the coupon or alert record already holds.
+        self._actions[t.action_id] = now + 7 * 86400.0
         if t.cooldown_key is not None:
             self._cooldown[t.cooldown_key] = now + t.cooldown_s
         for c in t.counters:
@@ -173,7 +175,7 @@ class InMemoryGuardStore:
     def forget_shopper(self, shopper: str) -> int:
         removed = 0
         marker = f":{shopper}:"
-        for table in (self._seen, self._counters, self._cooldown, self._fatigue):
+        for table in (self._seen, self._actions, self._counters, self._cooldown, self._fatigue):
             doomed = [k for k in table if marker in k or k.endswith(":" + shopper)]
             for k in doomed:
                 del table[k]
@@ -186,7 +188,14 @@ class InMemoryGuardStore:
     def __len__(self) -> int:
         return sum(
             len(t)
-            for t in (self._seen, self._counters, self._cooldown, self._fatigue, self._coupons)
+            for t in (
+                self._seen,
+                self._actions,
+                self._counters,
+                self._cooldown,
+                self._fatigue,
+                self._coupons,
+            )
         )
 
 

@@ -25,7 +25,7 @@ def period_key(period: Period, ts: float, tz: ZoneInfo, visit_start: float | Non
     if period == "month":
         return local.strftime("%Y-%m")
     if period == "visit":
-        return f"visit-{visit_start if visit_start is not None else ts:.3f}"
+        return f"v{visit_start if visit_start is not None else ts:.0f}"  # short: one per shopper
     return "campaign"
 
 

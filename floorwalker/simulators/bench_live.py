@@ -71,7 +71,7 @@ RATE_CAP: Final = 50_000
 """Most messages per second any step may send (a step at rate 0 = "as fast as possible")."""
 
 FULL_RATES: Final = (1000, 2000, 5000)
-FULL_SATURATION: Final = (8000, 12000, 0)
+FULL_SATURATION: Final = (8000, 12000)
 QUICK_RATES: Final = (300, 1000)
 
 TARGET_RATE_RATIO: Final = 0.8
@@ -973,7 +973,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--saturation",
         type=_rates,
-        help="further rates up to saturation; 0 = as fast as possible (default 8000,12000,0)",
+        help="further rates up to saturation; 0 = as fast as possible (default 8000,12000)",
     )
     p.add_argument("--step-seconds", type=float, help="seconds per fixed-rate step (default 15)")
     p.add_argument(

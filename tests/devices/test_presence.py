@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from floorwalker.devices.presence import Change, PresenceSettings, PresenceTracker
+from floorwalker.engine.core import Engine
+from floorwalker.engine.testing import StoreScenario
+from floorwalker.rules.model import RuleSet
 
 T = 1_000_000.0
 
@@ -123,10 +126,6 @@ def test_expire_forgets_subjects_unseen_for_a_visit_gap() -> None:
 
 def test_engine_fast_path_agrees_with_observe() -> None:
     """The engine inlines observe()'s same-zone case; both must leave the same state."""
-    from floorwalker.engine.core import Engine
-    from floorwalker.engine.testing import StoreScenario
-    from floorwalker.rules.model import RuleSet
-
     store = {
         "store": "s1",
         "timezone": "UTC",

@@ -69,8 +69,8 @@ def test_week_key_changes_at_local_not_utc_midnight() -> None:
 
 def test_visit_and_campaign_keys() -> None:
     ts = at(SHANGHAI, 2025, 11, 23, 9)
-    assert period_key("visit", ts, SHANGHAI, ts - 100.0) == f"visit-{ts - 100.0:.3f}"
-    assert period_key("visit", ts, SHANGHAI, None) == f"visit-{ts:.3f}"
+    assert period_key("visit", ts, SHANGHAI, ts - 100.0) == f"v{ts - 100.0:.0f}"
+    assert period_key("visit", ts, SHANGHAI, None) == f"v{ts:.0f}"
     assert period_key("visit", ts, SHANGHAI, 1.0) != period_key("visit", ts, SHANGHAI, 2.0)
     assert period_key("campaign", ts, SHANGHAI, None) == "campaign"
 

@@ -148,9 +148,13 @@ def test_live_mode_publishes_and_redeems(
     got: list[tuple[str, bytes]] = []
     lock = threading.Lock()
 
+    publishing = threading.Event()
+
     def on(topic: str, payload: bytes) -> None:
         with lock:
             got.append((topic, payload))
+        if "/beacon/" in topic:
+            publishing.set()  # the simulator is connected and subscribed
 
     probe = _mqtt.connect(
         f"{unique_prefix}-probe", mosquitto_service.host, mosquitto_service.port,
@@ -161,12 +165,12 @@ def test_live_mode_publishes_and_redeems(
     offer_topic = f"{unique_prefix}/s001/shopper/{shopper}/offer"
 
     def send_offer() -> None:
-        time.sleep(0.8)  # the simulator has connected and subscribed by then
+        publishing.wait(20.0)
         probe.publish(offer_topic, orjson.dumps({"id": "of-1", "code": "ABCD-EFGH-IJKL"}), qos=1)
 
     threading.Thread(target=send_offer, daemon=True).start()
     try:
-        rate = len(sim.traffic) / 1.5  # about 1.5 s of publishing
+        rate = len(sim.traffic) / 3.0  # about 3 s of publishing
         result = run_live(sim, mosquitto_service.url, rate=rate, prefix=unique_prefix,
                           stop=stop, client_id=f"{unique_prefix}-sim")  # fmt: skip
     finally:
