@@ -198,8 +198,7 @@ class Engine:
         ts = event.ts
         if ts > self._future_limit or ts < self._late_limit:
             return self._reject("clock_skew")
-        kind = type(event)
-        if kind is Sighting and self._lateness <= 0.0 and not event.is_staff:  # type: ignore[union-attr]
+        if type(event) is Sighting and self._lateness <= 0.0 and not event.is_staff:
             # The hot path (most traffic): straight to presence, nothing else.
             self.stats.sightings += 1
             _st, _gw, _ts, _beacon, zone, rssi, subject, _staff, _dwell, _key = event
@@ -229,7 +228,7 @@ class Engine:
             if not self._sweeping:
                 self._start_sweeping(ts)
             return None
-        return self._ingest_other(store, event, kind, ts)
+        return self._ingest_other(store, event, type(event), ts)
 
     def _ingest_other(self, store: StoreState, event: Event, kind: type, ts: float) -> str | None:
         """Everything but a shopper sighting with no reorder window (the rarer paths)."""
