@@ -46,8 +46,11 @@ class PresenceSettings:
     min_rssi: int = -95
     candidate_gap_s: float = 4.0
     leave_after_s: float = 10.0
-    dwell_grace_s: float = 4.0
-    """A dwell only fires if the subject was seen in the zone this recently."""
+    dwell_grace_s: float = 1.5
+    """A dwell only fires if the subject was seen in the zone this recently (else it is
+    checked again each second until they are seen or gone). `bench accuracy` chose it:
+    at 4 s a shopper who just left still earned the dwell (precision 0.93 at 6 dB
+    noise); at 1.5 s precision is 0.99 with recall 0.97, at 1 s recall drops to 0.95."""
     visit_gap_s: float = 1800.0
 
 

@@ -577,8 +577,8 @@ def test_event_for_an_unknown_store_is_rejected(tmp_path: Path) -> None:
 
 def test_dwell_timer_fires_at_its_due_time_with_no_event_after(catalog: RuleSet) -> None:
     sc = StoreScenario(catalog, STORE, profiles=PROFILES)
-    sc.linger("app-loyal", "b-dairy", start=T0, seconds=8)
-    sc.run_until(T0 + 8)
+    sc.linger("app-loyal", "b-dairy", start=T0, seconds=9)  # last seen within the grace
+    sc.run_until(T0 + 9)
     assert sc.offers() == []
     sc.engine.advance_to(T0 + 9.999)
     assert sc.engine.drain() == []
