@@ -552,7 +552,7 @@ def _profile(
 # --------------------------------------------------------------------------- the bench
 
 
-def _code_state() -> dict[str, Any]:
+def code_state() -> dict[str, Any]:
     """Which engine was measured: the commit, and whether the core had local changes."""
     root = Path(__file__).resolve().parent.parent.parent
     try:
@@ -804,7 +804,7 @@ def _run(cfg: BenchSettings, say: _Log) -> dict[str, Any]:
     ratios = {label: _paired_ratio(runs[label], base) for label in best_ratios}
     return {
         "machine": _machine(),
-        "code": _code_state(),
+        "code": code_state(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "workload": workload,
         "harness_floor": {

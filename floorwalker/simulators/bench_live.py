@@ -62,6 +62,7 @@ import yaml
 from floorwalker import services
 from floorwalker.errors import ConfigError, ServiceError
 from floorwalker.simulators import live_procs
+from floorwalker.simulators.bench_core import code_state
 from floorwalker.simulators.traffic import DEMO_REGISTRY
 
 FLOOR_PREFIX: Final = "fwfloor"
@@ -739,7 +740,7 @@ def run_live_bench(cfg: LiveSettings, out: TextIO | None = None) -> dict[str, An
         "bench": "live",
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "machine": _machine(),
-        "code": _code_state(),
+        "code": code_state(),
         "setup": {
             "broker": "started (floorwalker.services)" if cfg.mqtt is None else cfg.mqtt,
             "broker_max_inflight_messages": env.broker_inflight,
@@ -860,30 +861,6 @@ def _machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "mosquitto": version,
     }
-
-
-def _code_state() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            check=False,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "floorwalker/engine", "floorwalker/devices"],
-            check=False,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "core_modified": []}
-    return {"commit": head or None, "core_modified": sorted(x[3:] for x in dirty if x.strip())}
 
 
 # --------------------------------------------------------------------------- report
