@@ -567,7 +567,9 @@ def start_process(
     """Start ``floorwalker run`` subprocesses; every one is stopped at the end of the test."""
     started: list[RunnerProcess] = []
 
-    def start(files: StoreFiles, *, redis: str, client_id: str) -> RunnerProcess:
+    def start(
+        files: StoreFiles, *, redis: str, client_id: str, env_extra: Mapping[str, str] = {}
+    ) -> RunnerProcess:
         argv = [
             str(FLOORWALKER),
             "run",
@@ -585,7 +587,8 @@ def start_process(
             unique_prefix,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
-        env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"  # `run` has no --redis-prefix
+        env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"
+        env.update(env_extra)
         log = tmp_path / f"runner-{client_id.replace('/', '_')}.log"
         proc = RunnerProcess(argv, env, log).start()
         started.append(proc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.integration.conftest import (
     wait_ready,
     write_store,
 )
+from tests.integration.test_edge_live import SNACK_RULE
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +180,37 @@ def test_redis_outage_keeps_alerts_flowing_and_stops_offers(
         probe.wait_for(probe.is_alert("band-08"), 5.0, "a second alert with Redis down")
         assert wait_metric(port, "floorwalker_redis_errors_total", 1) >= 1
         assert metric(scrape(port), "floorwalker_actions_total", type="offer") == 0
+
+
+def test_sighup_reloads_the_rules(
+    tmp_path: Path,
+    probe: Probe,
+    start_process: StartProcess,
+    redis_service: services.RunningService,
+    unique_prefix: str,
+) -> None:
+    files = write_store(tmp_path, rules={"bell": bell_rule()})
+    load_profiles(redis_service.url, files, unique_prefix)
+    # File watching off in practice (an hour between looks): only SIGHUP can reload.
+    runner = start_process(
+        files,
+        redis=redis_service.url,
+        client_id=f"{unique_prefix}-hup",
+        env_extra={"FLOORWALKER_RELOAD_POLL_S": "3600"},
+    )
+    wait_ready(probe, [runner])
+    (files.rules / "snack-offer.yaml").write_text(SNACK_RULE, encoding="utf-8")
+    probe.pos_item(token("line"), category="snacks", shopper="app-loyal")
+    probe.sync()
+    assert probe.messages(probe.is_offer()) == [], "not reloaded yet: no signal was sent"
+
+    assert runner.proc is not None
+    runner.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10.0
+    while not probe.messages(probe.is_offer("app-loyal")):
+        assert time.monotonic() < deadline, f"no coupon after SIGHUP:\n{runner.log_tail()}"
+        probe.pos_item(token("line"), category="snacks", shopper="app-loyal")
+        probe.sync()
+    offer = probe.messages(probe.is_offer("app-loyal"))[0].json()
+    assert offer["rule"] == "snack-offer"
+    assert runner.alive
