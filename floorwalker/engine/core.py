@@ -219,6 +219,8 @@ class Engine:
                 if not self._sweeping:
                     self._start_sweeping(ts)
                 return None
+            # Other sightings: _process + _on_sighting, inlined too (two calls fewer on
+            # ~10 % of all events; measured slower through the general path).
             changes = store.presence.observe(subject, zone, ts, rssi, _beacon)
             if changes:
                 for change in changes:
@@ -318,8 +320,10 @@ class Engine:
             self.advance_to(max(due, self.clock) + self.settings.lateness_s)
 
     def _next_real_timer(self) -> float | None:
-        pending = [t for t in self.timers.snapshot() if t.kind not in ("sweep", "health")]
-        return pending[0].due if pending else None
+        """The earliest timer that is not housekeeping (one pass, no sort of the heap)."""
+        return min(
+            (t.due for t in self.timers.heap if t.kind not in ("sweep", "health")), default=None
+        )
 
     def emit(self, action: Action) -> None:
         self._outbox.append(action)
