@@ -364,17 +364,9 @@ def _cmd_profiles_segment(args: argparse.Namespace) -> int:
 
 
 def _cmd_profiles_forget(args: argparse.Namespace) -> int:
-    import redis
-
-    from floorwalker.engine.runners.edge import erase_channel
     from floorwalker.engine.stores.segment import forget_shopper_everywhere
 
     counts = forget_shopper_everywhere(args.redis, args.shopper, prefix=args.redis_prefix)
-    client = redis.Redis.from_url(args.redis)
-    try:  # running engines forget their in-memory state (presence, visits, windows) too
-        counts["engines_told"] = client.publish(erase_channel(args.redis_prefix), args.shopper)
-    finally:
-        client.close()
     print(orjson.dumps(counts).decode())
     return 0
 

@@ -192,7 +192,13 @@ def test_forget_shopper_everywhere(
     with RedisProfiles.from_url(url, prefix=settings.profiles.prefix) as cache:
         assert cache.get("s1") is not None
         counts = forget_shopper_everywhere(url, "s1", settings)
-        assert counts == {"profile": 1, "guard_keys": 3, "alerts": 1, "checkouts": 3}
+        assert counts == {
+            "profile": 1,
+            "guard_keys": 3,
+            "alerts": 1,
+            "checkouts": 3,
+            "engines_told": 0,
+        }
         assert eventually(lambda: cache.get("s1") is None)
         assert cache.get("s2") is not None
 
@@ -214,4 +220,23 @@ def test_forget_shopper_everywhere(
         "guard_keys": 0,
         "alerts": 0,
         "checkouts": 0,
+        "engines_told": 0,
     }
+
+
+def test_forget_shopper_everywhere_tells_running_engines(
+    redis_service: RunningService, settings: RedisStoresSettings, raw: redis_py.Redis
+) -> None:
+    listener = raw.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    listener.subscribe(settings.profiles.erase_channel)
+    try:
+        listener.get_message(timeout=1.0)  # the subscription is confirmed
+        counts = forget_shopper_everywhere(redis_service.url, "s9", settings)
+        assert counts["engines_told"] == 1
+        deadline = time.monotonic() + WAIT_S
+        message: Any = None
+        while message is None and time.monotonic() < deadline:
+            message = listener.get_message(timeout=0.1)
+        assert message is not None and message["data"] == "s9"
+    finally:
+        listener.close()

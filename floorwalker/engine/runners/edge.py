@@ -127,7 +127,10 @@ class EdgeRunner:
             RedisGuardSettings,
             RedisGuardStore,
         )
-        from floorwalker.engine.stores.redis_profiles import RedisProfiles  # noqa: PLC0415
+        from floorwalker.engine.stores.redis_profiles import (  # noqa: PLC0415
+            RedisProfiles,
+            RedisProfileSettings,
+        )
 
         guards = RedisGuardStore.from_url(
             s.redis, RedisGuardSettings(prefix=s.redis_prefix + "guard:")
@@ -136,9 +139,8 @@ class EdgeRunner:
         profiles = self._stack.enter_context(RedisProfiles.from_url(s.redis, prefix=s.redis_prefix))
         journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix)
         history = self._stack.enter_context(PosHistory.from_url(s.redis, prefix=s.redis_prefix))
-        self._stack.enter_context(
-            _EraseListener(s.redis, erase_channel(s.redis_prefix), self._erase)
-        )
+        erasures = RedisProfileSettings(prefix=s.redis_prefix).erase_channel
+        self._stack.enter_context(_EraseListener(s.redis, erasures, self._erase))
         return _Backends(guards, profiles, journal, history)
 
     def start(self) -> None:
@@ -309,11 +311,6 @@ class EdgeRunner:
         self.metrics.reload("ok")
         log.info("reloaded %d rule(s) for %d store(s)", len(rules.rules), len(registries))
         return True
-
-
-def erase_channel(redis_prefix: str) -> str:
-    """Where ``floorwalker profiles forget`` tells every running engine to forget a shopper."""
-    return f"{redis_prefix}erase"
 
 
 class _EraseListener:

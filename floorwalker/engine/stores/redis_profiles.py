@@ -105,6 +105,11 @@ class RedisProfileSettings:
     def channel(self) -> str:
         return f"{self.prefix}profiles:changed"
 
+    @property
+    def erase_channel(self) -> str:
+        """Where an erasure tells every running engine to forget a shopper's in-memory state."""
+        return f"{self.prefix}erase"
+
 
 @dataclass(slots=True)
 class ProfileCacheStats:

@@ -178,9 +178,10 @@ def forget_shopper_everywhere(
     the alert stays, since staff may still be helping, but no longer names the
     shopper — the engine's own rule), ``checkouts`` (stream entries deleted).
 
-    Running engines must also forget the shopper from their memory
-    (``Engine.forget_shopper``), and a runner's ``PosHistory.forget`` drops
-    checkouts still queued; the profile deletion reaches every runner's cache by
+    ``engines_told``: running engines that got the erasure notice (on
+    ``RedisProfileSettings.erase_channel``); each forgets the shopper from its
+    memory (``Engine.forget_shopper``) and drops checkouts still queued
+    (``PosHistory.forget``). The profile deletion reaches every runner's cache by
     invalidation. ``prefix``: as for :func:`segment_profiles`.
     """
     settings = _settings(settings, prefix)
@@ -191,6 +192,8 @@ def forget_shopper_everywhere(
         with store_errors("alert journal erasure"):
             alerts = _scrub_alerts(client, settings.alerts, shopper)
         checkouts = delete_checkouts_of(client, shopper, settings.pos)
+        with store_errors("erasure notice"):
+            told = int(client.publish(settings.profiles.erase_channel, shopper))
     finally:
         client.close()
     return {
@@ -198,6 +201,7 @@ def forget_shopper_everywhere(
         "guard_keys": guard_keys,
         "alerts": alerts,
         "checkouts": checkouts,
+        "engines_told": told,
     }
 
 
