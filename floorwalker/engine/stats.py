@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from floorwalker.devices.events import Sighting
+
 
 @dataclass
 class EngineStats:
@@ -32,12 +34,16 @@ class EngineStats:
     late_accepted: int = 0
     guard_errors: int = 0
 
+    def accepted_by_type(self) -> dict[type, int]:
+        """Accepted events by event class, the fast path's sightings folded in."""
+        counts = dict(self.events_by_type)
+        if self.sightings:
+            counts[Sighting] = counts.get(Sighting, 0) + self.sightings
+        return counts
+
     @property
     def events_in(self) -> Counter[str]:
-        counts = Counter({kind.__name__: n for kind, n in self.events_by_type.items()})
-        if self.sightings:
-            counts["Sighting"] += self.sightings
-        return counts
+        return Counter({kind.__name__: n for kind, n in self.accepted_by_type().items()})
 
     def rules(self) -> list[str]:
         names = set(self.triggered) | {r for r, _ in self.sent} | {r for r, _ in self.suppressed}

@@ -31,7 +31,6 @@ from prometheus_client import (
     start_http_server,
 )
 
-from floorwalker.devices.events import Sighting
 from floorwalker.engine.stats import EngineStats
 
 #: Publish latency: sub-millisecond (arrival -> publish) to seconds (device clock -> publish).
@@ -297,10 +296,7 @@ class Metrics:
         self._seen_responses = {}
 
     def _sync_counters(self, stats: EngineStats) -> None:
-        by_type: dict[type, int] = dict(stats.events_by_type)
-        if stats.sightings:  # the engine's fast path counts shopper sightings apart
-            by_type[Sighting] = by_type.get(Sighting, 0) + stats.sightings
-        for kind, n in self._seen_events.step(by_type):
+        for kind, n in self._seen_events.step(stats.accepted_by_type()):
             name = self._kind_names.get(kind)
             if name is None:
                 name = self._kind_names[kind] = _kind_name(kind)
