@@ -15,8 +15,8 @@ from floorwalker.errors import ConfigError, FloorwalkerError, RuleSetError
 from floorwalker.rules.durations import parse_duration
 
 if TYPE_CHECKING:
-    from floorwalker.engine.actions import Decision
-    from floorwalker.engine.replay import Capture, ReplaySettings
+    from floorwalker.engine.core.actions import Decision
+    from floorwalker.engine.runners.replay import Capture, ReplaySettings
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
@@ -242,8 +242,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from floorwalker.engine.core import EngineSettings
-    from floorwalker.engine.replay import ReplaySettings
+    from floorwalker.engine.core.engine import EngineSettings
+    from floorwalker.engine.runners.replay import ReplaySettings
 
     settings = ReplaySettings(
         engine=EngineSettings(lateness_s=args.lateness),
@@ -272,9 +272,9 @@ def _replay(
     summary_json: Path | None = None,
 ) -> int:
     from floorwalker.devices.registry import load_registries
-    from floorwalker.engine.profiles import ProfileBook
-    from floorwalker.engine.replay import Capture, Replay, write_jsonl
-    from floorwalker.engine.summary import format_summary
+    from floorwalker.engine.core.profiles import ProfileBook
+    from floorwalker.engine.runners.replay import Capture, Replay, write_jsonl
+    from floorwalker.engine.runners.summary import format_summary
     from floorwalker.rules.loader import load_rules_for
 
     regs = load_registries(registries)
@@ -391,7 +391,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return 130
         return 0
 
-    from floorwalker.engine.replay import ReplaySettings
+    from floorwalker.engine.runners.replay import ReplaySettings
 
     print(
         "Floorwalker demo: replaying 10 minutes of the demo store on a virtual clock.\n"

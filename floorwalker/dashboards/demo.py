@@ -61,11 +61,11 @@ from floorwalker.dashboards.live import (
     fmt_elapsed,
     fmt_seconds,
 )
+from floorwalker.engine.core.stats import EngineStats
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
-from floorwalker.engine.stats import EngineStats
+from floorwalker.engine.runners.summary import format_summary
 from floorwalker.engine.stores.redis_profiles import import_profiles
-from floorwalker.engine.summary import format_summary
 from floorwalker.errors import ServiceError
 from floorwalker.simulators.traffic import (
     DEMO_PROFILES,

@@ -40,7 +40,7 @@ the truly nearest band of the store (fewest hops; ties count as nearest)?
 Targets (at sigma = 6 dB): dwell precision >= 0.98 and recall >= 0.95.
 
 ``--sweep`` also reruns sigma = 6 dB with one presence parameter changed at a
-time from the defaults (:class:`~floorwalker.devices.presence.PresenceSettings`),
+time from the defaults (:class:`~floorwalker.engine.core.presence.PresenceSettings`),
 to show which parameter limits precision and recall.
 """
 
@@ -57,11 +57,11 @@ from typing import Any, TextIO
 import numpy as np
 import orjson
 
-from floorwalker.devices.presence import PresenceSettings
 from floorwalker.devices.registry import Registry, Zone
-from floorwalker.engine.actions import Alert, Decision
-from floorwalker.engine.core import Engine, EngineSettings
-from floorwalker.engine.profiles import ProfileBook
+from floorwalker.engine.core.actions import Alert, Decision
+from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.presence import PresenceSettings
+from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.rules.loader import load_rules_for
 from floorwalker.rules.model import (
     AlertSpec,

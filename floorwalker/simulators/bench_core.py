@@ -68,10 +68,10 @@ import psutil
 from floorwalker.devices.decode import Decoder
 from floorwalker.devices.events import Event, Rejection, Sighting
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.actions import Alert, Offer
-from floorwalker.engine.core import Engine
-from floorwalker.engine.index import compile_rules
-from floorwalker.engine.profiles import ProfileBook
+from floorwalker.engine.core.actions import Alert, Offer
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.index import compile_rules
+from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.rules.loader import load_rules
 from floorwalker.rules.model import RuleSet
 from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules_dir

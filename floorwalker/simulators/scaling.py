@@ -42,8 +42,8 @@ import orjson
 
 from floorwalker.devices.events import Event
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.core import Engine
-from floorwalker.engine.profiles import ProfileBook
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.rules.loader import load_rules, load_rules_for
 from floorwalker.rules.model import RuleSet
 from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules_dir

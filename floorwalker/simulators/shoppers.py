@@ -10,7 +10,7 @@ newly registered members with no ``first_visit`` yet.
 
 Run ``python -m floorwalker.simulators.shoppers --count 200 --seed 7 --out FILE``
 to (re)write a profiles file (JSON Lines, the format of
-:func:`floorwalker.engine.profiles.iter_profiles`).
+:func:`floorwalker.engine.core.profiles.iter_profiles`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.profiles import Profile
 
 DAY = 86400.0
 DEMO_DATE = date(2026, 11, 23)

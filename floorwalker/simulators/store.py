@@ -67,7 +67,7 @@ from urllib.parse import urlparse
 import orjson
 
 from floorwalker.devices.events import Event, Sighting
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.profiles import Profile
 from floorwalker.errors import ConfigError
 from floorwalker.simulators.shoppers import generate_profiles, write_profiles
 from floorwalker.simulators.traffic import (

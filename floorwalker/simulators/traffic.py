@@ -69,7 +69,7 @@ from floorwalker.devices.events import (
     StaffAck,
 )
 from floorwalker.devices.registry import Registry, load_registry
-from floorwalker.engine.profiles import iter_profiles
+from floorwalker.engine.core.profiles import iter_profiles
 from floorwalker.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from floorwalker.engine.profiles import Profile
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.loader import load_rules
 from floorwalker.rules.model import RuleSet
 

@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from floorwalker import services
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.profiles import Profile
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
 from tests.engine.conftest import STORE

@@ -20,10 +20,10 @@ from floorwalker.devices.events import (
     Sighting,
 )
 from floorwalker.devices.registry import load_registry
-from floorwalker.engine.actions import Alert, Offer
-from floorwalker.engine.core import Engine
-from floorwalker.engine.profiles import ProfileBook
-from floorwalker.engine.testing import run_events
+from floorwalker.engine.core.actions import Alert, Offer
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.testing import run_events
 from floorwalker.rules.loader import load_rules
 from floorwalker.simulators.shoppers import generate_profiles
 from floorwalker.simulators.traffic import (

@@ -27,11 +27,11 @@ from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Checkout, CouponRedeemed, PosItem, Rejection
 from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
-from floorwalker.engine.actions import Action
-from floorwalker.engine.alerts import AlertJournal, NoJournal
-from floorwalker.engine.core import Engine, EngineSettings
-from floorwalker.engine.guards import GuardStore, InMemoryGuardStore
-from floorwalker.engine.profiles import ProfileBook, ProfileSource
+from floorwalker.engine.core.actions import Action
+from floorwalker.engine.core.alerts import AlertJournal, NoJournal
+from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
+from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings

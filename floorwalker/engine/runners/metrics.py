@@ -1,6 +1,6 @@
 """Prometheus metrics for a runner.
 
-The engine core keeps only plain counters (:class:`~floorwalker.engine.stats.EngineStats`)
+The engine core keeps only plain counters (:class:`~floorwalker.engine.core.stats.EngineStats`)
 so the hot path pays one dict update per fact. A runner owns one :class:`Metrics`
 and calls :meth:`Metrics.sync` every so often (about once a second, not per
 event): it turns the core's counters into Prometheus counter increments, sets the
@@ -31,7 +31,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from floorwalker.engine.stats import EngineStats
+from floorwalker.engine.core.stats import EngineStats
 
 #: Publish latency: sub-millisecond (arrival -> publish) to seconds (device clock -> publish).
 DECISION_BUCKETS: Final = (

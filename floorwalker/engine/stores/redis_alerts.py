@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from redis import Redis
 
-from floorwalker.engine.alerts import OpenAlert
+from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.stores._redis import connect, load_object, scan_keys, store_errors, text
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class RedisAlertSettings:
 
 
 class RedisAlertJournal:
-    """:class:`~floorwalker.engine.alerts.AlertJournal` on Redis, one hash per store."""
+    """:class:`~floorwalker.engine.core.alerts.AlertJournal` on Redis, one hash per store."""
 
     def __init__(self, client: Redis, settings: RedisAlertSettings | None = None) -> None:
         self._redis = client

@@ -1,6 +1,6 @@
 """The guard store in Redis, shared by every runner process of a deployment.
 
-Same semantics as :class:`~floorwalker.engine.guards.InMemoryGuardStore` (the
+Same semantics as :class:`~floorwalker.engine.core.guards.InMemoryGuardStore` (the
 contract tests run both), with two differences forced by sharing:
 
 * ``admit`` and ``redeem`` are single Lua scripts, so concurrent workers never
@@ -42,7 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from floorwalker.engine.guards import BudgetState, CouponRecord, Ticket, fatigue_key
+from floorwalker.engine.core.guards import BudgetState, CouponRecord, Ticket, fatigue_key
 from floorwalker.errors import GuardStoreError
 
 _COUPON_FIELDS = ("code", "action_id", "rule", "offer", "store", "shopper", "issued", "expires")
@@ -175,7 +175,7 @@ class RedisGuardSettings:
 
 
 class RedisGuardStore:
-    """:class:`~floorwalker.engine.guards.GuardStore` on a Redis shared by many processes."""
+    """:class:`~floorwalker.engine.core.guards.GuardStore` on a Redis shared by many processes."""
 
     def __init__(self, client: Redis, settings: RedisGuardSettings | None = None) -> None:
         self._redis = client

@@ -57,7 +57,7 @@ from redis.client import PubSub
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from floorwalker.engine.profiles import Profile, iter_profiles, parse_profile
+from floorwalker.engine.core.profiles import Profile, iter_profiles, parse_profile
 from floorwalker.engine.stores._redis import (
     BATCH,
     chunks,
@@ -129,7 +129,7 @@ class ProfileCacheStats:
 
 
 class RedisProfiles:
-    """A :class:`~floorwalker.engine.profiles.ProfileSource` served from memory, backed by Redis.
+    """A :class:`~floorwalker.engine.core.profiles.ProfileSource` served from memory.
 
     ``start()`` (or ``with``) loads and starts the two background threads;
     ``close()`` flushes pending visits (bounded by its timeout) and stops them.

@@ -16,7 +16,7 @@ import orjson
 from redis import Redis
 from redis.exceptions import WatchError
 
-from floorwalker.engine import rfm
+from floorwalker.engine.stores import rfm
 from floorwalker.engine.stores._redis import (
     chunks,
     connect,

@@ -13,7 +13,7 @@ import redis as redis_py
 from redis.connection import Connection
 
 from floorwalker import services
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.profiles import Profile
 from floorwalker.engine.stores.redis_profiles import (
     RedisProfiles,
     RedisProfileSettings,

@@ -15,13 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from floorwalker.devices.events import Event
-from floorwalker.engine.actions import Action
-from floorwalker.engine.core import Engine, EngineSettings
-from floorwalker.engine.profiles import ProfileBook
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.actions import Action
+from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import PROFILES, STORE
+from tests.engine.conftest import PROFILES, STORE
 
 SHOPPERS = ["app-loyal", "app-nocons", "app-vip", "app-dormant", "app-bday", "app-anon"]
 BEACONS = sorted(STORE["beacons"])

@@ -11,13 +11,13 @@ import orjson
 import pytest
 import redis as redis_py
 
-from floorwalker.engine.alerts import OpenAlert
-from floorwalker.engine.guards import CounterLimit, CouponRecord, Ticket
-from floorwalker.engine.rfm import DAY_S
+from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.guards import CounterLimit, CouponRecord, Ticket
 from floorwalker.engine.stores.pos_history import PosHistory
 from floorwalker.engine.stores.redis_alerts import RedisAlertJournal
 from floorwalker.engine.stores.redis_guards import RedisGuardStore
 from floorwalker.engine.stores.redis_profiles import RedisProfiles, import_profiles
+from floorwalker.engine.stores.rfm import DAY_S
 from floorwalker.engine.stores.segment import (
     RedisStoresSettings,
     forget_shopper_everywhere,

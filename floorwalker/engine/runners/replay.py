@@ -18,9 +18,9 @@ import orjson
 from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Rejection
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.actions import Decision
-from floorwalker.engine.core import Engine, EngineSettings
-from floorwalker.engine.profiles import ProfileSource
+from floorwalker.engine.core.actions import Decision
+from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.profiles import ProfileSource
 from floorwalker.rules.model import RuleSet
 
 

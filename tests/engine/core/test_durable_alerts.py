@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from floorwalker.engine.alerts import OpenAlert
-from floorwalker.engine.core import EngineSettings
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.engine import EngineSettings
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import PROFILES, STORE
+from tests.engine.conftest import PROFILES, STORE
 
 
 class MemoryJournal:

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from floorwalker.engine.conditions import Facts, holds
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.conditions import Facts, holds
+from floorwalker.engine.core.profiles import Profile
 from floorwalker.rules.model import (
     BirthdayWithin,
     Bought,

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from floorwalker.devices.presence import PresenceSettings, PresenceTracker
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.alerts import AlertBook
-from floorwalker.engine.context import Context
-from floorwalker.engine.index import CompiledRules, StoreIndex
-from floorwalker.engine.staff import StaffRoster
+from floorwalker.engine.core.alerts import AlertBook
+from floorwalker.engine.core.context import Context
+from floorwalker.engine.core.index import CompiledRules, StoreIndex
+from floorwalker.engine.core.presence import PresenceSettings, PresenceTracker
+from floorwalker.engine.core.staff import StaffRoster
 from floorwalker.rules.model import Count, Sequence
 
 if TYPE_CHECKING:
-    from floorwalker.engine.core import EngineSettings
+    from floorwalker.engine.core.engine import EngineSettings
 
 
 class StoreState:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from floorwalker.engine.profiles import Profile
+from floorwalker.engine.core.profiles import Profile
 from floorwalker.rules.model import (
     BirthdayWithin,
     Bought,

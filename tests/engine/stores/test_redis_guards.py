@@ -14,7 +14,7 @@ import pytest
 import redis as redis_py
 
 from floorwalker import services
-from floorwalker.engine.guards import CounterLimit, CouponRecord, Ticket
+from floorwalker.engine.core.guards import CounterLimit, CouponRecord, Ticket
 from floorwalker.engine.stores import RedisGuardSettings, RedisGuardStore
 from floorwalker.errors import GuardStoreError
 from floorwalker.services import RedisSettings, RunningService

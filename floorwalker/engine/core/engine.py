@@ -1,7 +1,7 @@
 """The deterministic engine core.
 
 The core takes typed events (:mod:`floorwalker.devices.events`) and the time,
-and produces actions (:mod:`floorwalker.engine.actions`). It never reads the
+and produces actions (:mod:`floorwalker.engine.core.actions`). It never reads the
 wall clock and does no I/O of its own: a runner calls
 
 * :meth:`Engine.advance_to` with the current time (wall clock when live, the
@@ -38,14 +38,13 @@ from floorwalker.devices.events import (
     Sighting,
     StaffAck,
 )
-from floorwalker.devices.presence import Change, PresenceSettings
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.actions import Action, Decision
-from floorwalker.engine.alerts import AlertJournal, NoJournal, OpenAlert
-from floorwalker.engine.context import Context
-from floorwalker.engine.decide import Decider
-from floorwalker.engine.guards import GuardStore, InMemoryGuardStore
-from floorwalker.engine.index import (
+from floorwalker.engine.core.actions import Action, Decision
+from floorwalker.engine.core.alerts import AlertJournal, NoJournal, OpenAlert
+from floorwalker.engine.core.context import Context
+from floorwalker.engine.core.decide import Decider
+from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
+from floorwalker.engine.core.index import (
     ABS_AFTER,
     ABS_MISSING,
     BOUGHT,
@@ -59,10 +58,11 @@ from floorwalker.engine.index import (
     Listeners,
     compile_rules,
 )
-from floorwalker.engine.profiles import ProfileBook, ProfileSource
-from floorwalker.engine.state import StoreState
-from floorwalker.engine.stats import EngineStats
-from floorwalker.engine.timers import TimerQueue
+from floorwalker.engine.core.presence import Change, PresenceSettings
+from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
+from floorwalker.engine.core.state import StoreState
+from floorwalker.engine.core.stats import EngineStats
+from floorwalker.engine.core.timers import TimerQueue
 from floorwalker.errors import GuardStoreError
 from floorwalker.rules.model import (
     Absence,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from floorwalker.engine.rfm import DAY_S, RfmResult, RfmSettings, quintile_scores, score
+from floorwalker.engine.stores.rfm import DAY_S, RfmResult, RfmSettings, quintile_scores, score
 
 NOW = 1_750_000_000.0
 

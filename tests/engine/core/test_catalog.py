@@ -15,12 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from floorwalker.engine.actions import Alert, Decision, Offer
-from floorwalker.engine.profiles import Profile
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.actions import Alert, Decision, Offer
+from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import DAY, PROFILES, STORE, place_staff, write_rules
+from tests.engine.conftest import DAY, PROFILES, STORE, place_staff, write_rules
 
 HOUR = 3600.0
 MINUTE = 60.0
@@ -33,7 +32,7 @@ def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: 
 
 
 def test_t0_is_the_documented_monday_morning() -> None:
-    # floorwalker.engine.testing documents T0 as 2026-11-23 09:00:00 Asia/Shanghai,
+    # floorwalker.engine.core.testing documents T0 as 2026-11-23 09:00:00 Asia/Shanghai,
     # "a Monday morning"; weekday and calendar tests rely on that.
     assert datetime.fromtimestamp(T0, SHANGHAI) == datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
     assert datetime.fromtimestamp(T0, SHANGHAI).weekday() == 0

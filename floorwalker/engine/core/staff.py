@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from floorwalker.devices.presence import PresenceSettings, PresenceTracker
 from floorwalker.devices.registry import UNREACHABLE, Registry
+from floorwalker.engine.core.presence import PresenceSettings, PresenceTracker
 from floorwalker.rules.model import Advisor, ByRole, Nearest, NextNearest, Target
 
 IN_ZONE, ADJACENT, SECTION, ELSEWHERE, UNKNOWN = range(5)

@@ -10,11 +10,10 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.engine.runners.metrics import Metrics
-from floorwalker.engine.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import PROFILES, STORE, place_staff
+from tests.engine.conftest import PROFILES, STORE, place_staff
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from floorwalker.devices.presence import Change, PresenceSettings, PresenceTracker
-from floorwalker.engine.core import Engine
-from floorwalker.engine.testing import StoreScenario
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.presence import Change, PresenceSettings, PresenceTracker
+from floorwalker.engine.core.testing import StoreScenario
 from floorwalker.rules.model import RuleSet
 
 T = 1_000_000.0

@@ -7,14 +7,13 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_py
 
-from floorwalker.engine.alerts import OpenAlert
+from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.engine.stores.redis_alerts import RedisAlertJournal, RedisAlertSettings
-from floorwalker.engine.testing import T0, StoreScenario
 from floorwalker.errors import GuardStoreError
 from floorwalker.rules.model import AlertSpec, RuleSet
 from floorwalker.services import RunningService
-
-from .conftest import PROFILES, STORE
+from tests.engine.conftest import PROFILES, STORE
 
 pytestmark = pytest.mark.integration
 

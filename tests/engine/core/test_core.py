@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from floorwalker.devices.events import Event
-from floorwalker.engine.actions import Alert, Decision, Offer
-from floorwalker.engine.core import EngineSettings
-from floorwalker.engine.profiles import Profile
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.actions import Alert, Decision, Offer
+from floorwalker.engine.core.engine import EngineSettings
+from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import DAY, PERMISSIVE_POLICY, PROFILES, STORE, place_staff, write_rules
+from tests.engine.conftest import DAY, PERMISSIVE_POLICY, PROFILES, STORE, place_staff, write_rules
 
 HOUR = 3600.0
 MINUTE = 60.0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from floorwalker.engine.guards import (
+from floorwalker.engine.core.guards import (
     BudgetState,
     CounterLimit,
     CouponRecord,

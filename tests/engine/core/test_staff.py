@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from floorwalker.devices.presence import PresenceSettings
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.staff import StaffRoster
+from floorwalker.engine.core.presence import PresenceSettings
+from floorwalker.engine.core.staff import StaffRoster
 from floorwalker.rules.model import Advisor, ByRole, Nearest, NextNearest
 
 T = 1_700_000_000.0

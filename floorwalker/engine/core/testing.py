@@ -28,10 +28,10 @@ from floorwalker.devices.events import (
     StaffAck,
 )
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.actions import Action, Alert, Decision, Offer
-from floorwalker.engine.core import Engine, EngineSettings
-from floorwalker.engine.guards import GuardStore
-from floorwalker.engine.profiles import Profile, ProfileBook
+from floorwalker.engine.core.actions import Action, Alert, Decision, Offer
+from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.guards import GuardStore
+from floorwalker.engine.core.profiles import Profile, ProfileBook
 from floorwalker.rules.model import RuleSet
 
 #: 2026-11-23 09:00:00 Asia/Shanghai — a Monday morning, handy for daypart tests.

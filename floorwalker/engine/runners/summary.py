@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from floorwalker.engine.stats import EngineStats
+from floorwalker.engine.core.stats import EngineStats
 
 
 def format_summary(stats: EngineStats) -> str:

@@ -5,7 +5,7 @@ the rule's conditions, consent (offers), the holdout, quiet hours, then the
 *moment's* arbitration (one offer per shopper per moment, highest priority
 first) and finally the guard store (dedup, cooldown, caps, budget, fatigue),
 checked and recorded atomically. Whatever stops it is its reason; every
-candidate ends in exactly one :class:`~floorwalker.engine.actions.Decision`.
+candidate ends in exactly one :class:`~floorwalker.engine.core.actions.Decision`.
 
 Offers fail closed when the guard store is unreachable (no coupon without a
 cap check); staff alerts fail open (a customer waiting at a bell matters more
@@ -19,19 +19,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from floorwalker.devices.events import StaffAck
-from floorwalker.engine.actions import Alert, Decision, Offer, coupon_code, stable_id
-from floorwalker.engine.alerts import OpenAlert
-from floorwalker.engine.conditions import Facts, holds, in_daypart, local_time
-from floorwalker.engine.context import Context
-from floorwalker.engine.guards import CounterLimit, CouponRecord, Ticket, fatigue_key
-from floorwalker.engine.periods import period_end, period_key
-from floorwalker.engine.profiles import Profile
-from floorwalker.engine.state import StoreState
+from floorwalker.engine.core.actions import Alert, Decision, Offer, coupon_code, stable_id
+from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.conditions import Facts, holds, in_daypart, local_time
+from floorwalker.engine.core.context import Context
+from floorwalker.engine.core.guards import CounterLimit, CouponRecord, Ticket, fatigue_key
+from floorwalker.engine.core.periods import period_end, period_key
+from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.state import StoreState
 from floorwalker.errors import GuardStoreError
 from floorwalker.rules.model import AlertSpec, Cap, NextNearest, OfferSpec, Rule
 
 if TYPE_CHECKING:
-    from floorwalker.engine.core import Engine
+    from floorwalker.engine.core.engine import Engine
 
 
 class _Candidate(NamedTuple):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from floorwalker.engine.periods import period_end, period_key
+from floorwalker.engine.core.periods import period_end, period_key
 from floorwalker.rules.model import Period
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

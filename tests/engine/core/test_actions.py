@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from floorwalker.engine.actions import Alert, Offer, coupon_code, stable_id
-from floorwalker.engine.testing import T0, StoreScenario
+from floorwalker.engine.core.actions import Alert, Offer, coupon_code, stable_id
+from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
-
-from .conftest import PROFILES, STORE
+from tests.engine.conftest import PROFILES, STORE
 
 CODE = re.compile(r"^[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$")
 
