@@ -9,6 +9,8 @@ so a runner can tell "our error, report it" from "a bug, crash loudly".
 - :class:`RuleSetError` — several :class:`RuleError` found in one check.
 - :class:`GuardStoreError` — the shared guard state (caps, budgets, dedup) could
   not be reached; offers fail closed on it.
+- :class:`StateError` — saved engine state (a store snapshot, a replay state
+  file) cannot be restored: bad bytes, or a schema version this build does not know.
 - :class:`ServiceError` — a local server (Mosquitto, Redis) that Floorwalker
   starts itself is missing or would not start; says how to fix it.
 
@@ -71,6 +73,10 @@ class RuleSetError(FloorwalkerError):
 
 class GuardStoreError(FloorwalkerError):
     """The guard store (caps, budgets, cooldowns, dedup) is unreachable or failed."""
+
+
+class StateError(FloorwalkerError):
+    """Saved engine state cannot be restored (corrupt, or an unknown schema version)."""
 
 
 class ServiceError(FloorwalkerError):
