@@ -44,6 +44,16 @@ def _duration(text: str) -> float:
     return parse_duration(text, allow_zero=True)
 
 
+def _interval(text: str) -> float:
+    """A settings duration: seconds, or ``500ms``, ``1s``, ``5m``; 0 allowed."""
+    from floorwalker.engine.runners.settings import parse_interval
+
+    try:
+        return parse_interval(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floorwalker", description="Real-time in-store engagement engine."
@@ -138,6 +148,13 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--prefix", help="topic prefix (default fw)")
     run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
+    run.add_argument(
+        "--snapshot-every",
+        dest="snapshot_every_s",
+        type=_interval,
+        help="seconds between writes of changed stores' state to Redis, e.g. 1s or 500ms;"
+        " 0 disables (FLOORWALKER_SNAPSHOT_EVERY_S, default 1s)",
+    )
     run.set_defaults(func=_cmd_run)
 
 
@@ -332,7 +349,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from floorwalker.engine.runners.edge import EdgeRunner
-    from floorwalker.engine.runners.settings import load_settings
+    from floorwalker.engine.runners.settings import load_settings, redact_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "config")}
@@ -342,7 +359,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with EdgeRunner(settings) as runner:
         runner.install_signal_handlers()
         where = f", metrics on :{runner.metrics_port}" if runner.metrics_port else ""
-        print(f"floorwalker: running on {settings.mqtt}{where}", file=sys.stderr, flush=True)
+        broker = redact_url(settings.mqtt)
+        print(f"floorwalker: running on {broker}{where}", file=sys.stderr, flush=True)
         runner.run()
     return 0
 
