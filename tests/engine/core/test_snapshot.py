@@ -172,7 +172,7 @@ def test_changed_stores_names_each_change_once(catalog: RuleSet) -> None:
 def test_a_restore_under_other_rules_rearms_dwells(catalog: RuleSet) -> None:
     eng, world = busy_engine(catalog)
     sc = StoreScenario(RuleSet(()), STORE)
-    for i in range(4):  # someone just arrived at the chilled shelf: their dwell is pending
+    for _ in range(4):  # someone just arrived at the chilled shelf: their dwell is pending
         eng.feed(sc.sighting(eng.clock + 1, "app-late", "b-dairy", -60))
     old = eng.stores[SID].state.generation
     assert any(t.kind == "dwell" and t.args[1] == "app-late" for t in eng.stores[SID].timers.heap)
