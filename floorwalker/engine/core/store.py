@@ -230,7 +230,7 @@ class Store:
         elif kind == "absence":
             self.triggers.on_absence(str(args[1]), str(args[2]), float(args[3]), due)  # type: ignore[arg-type]
         elif kind == "escalate":
-            self.decider.escalate(str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
+            self.decider.pager.escalate(str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
         self.decider.settle(due)
 
     # ------------------------------------------------------------------ housekeeping
