@@ -410,18 +410,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.which == "accuracy":
-        from floorwalker.simulators.bench_accuracy import main as bench_accuracy
+        from floorwalker.simulators.bench.accuracy import main as bench_accuracy
 
         return int(bench_accuracy(list(args.rest)))
     if args.which == "scaling":
-        from floorwalker.simulators.scaling import main as bench_scaling
+        from floorwalker.simulators.bench.scaling import main as bench_scaling
 
         return int(bench_scaling(list(args.rest)))
     if args.which == "live":
-        from floorwalker.simulators.bench_live import main as bench_live
+        from floorwalker.simulators.bench.live import main as bench_live
 
         return int(bench_live(list(args.rest)))
-    from floorwalker.simulators.bench_core import main as bench_core
+    from floorwalker.simulators.bench.core import main as bench_core
 
     return int(bench_core(list(args.rest)))
 
