@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
+EXTRAS = {"bench": ("psutil", "matplotlib"), "demo": ("rich",)}
+"""The optional dependencies (``pip install 'floorwalker[bench]'``) and what they bring.
+``run``, ``check``, ``replay`` and ``simulate`` need none of them."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,7 +313,7 @@ def _replay(
 @contextlib.contextmanager
 def _progress(capture: Capture) -> Iterator[Callable[[], None]]:
     """A progress bar over the capture's bytes, shown only when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or _missing("demo"):
         yield lambda: None
         return
     from rich.console import Console
@@ -371,8 +375,31 @@ def _cmd_profiles_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing(extra: str) -> list[str]:
+    """The modules of an optional extra that cannot be imported here (none imported)."""
+    missing = []
+    for module in EXTRAS[extra]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ValueError:  # in sys.modules as None: blocked
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def _require(extra: str, command: str) -> None:
+    missing = _missing(extra)
+    if missing:
+        raise FloorwalkerError(
+            f"`floorwalker {command}` needs {', '.join(missing)}: "
+            f"pip install 'floorwalker[{extra}]'"
+        )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.replay:
+        _require("demo", "demo")
         from floorwalker.dashboards.demo import DemoSettings, run_demo
 
         try:
@@ -409,6 +436,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    _require("bench", "bench")
     if args.which == "accuracy":
         from floorwalker.simulators.bench.accuracy import main as bench_accuracy
 
