@@ -50,8 +50,8 @@ from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules
 from floorwalker.simulators.store import LARGE_REGISTRY, Simulation, SimulationSettings, simulate
 from floorwalker.simulators.traffic import TrafficSettings, load_layout
 
-CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
-DOCS_BENCH = Path(__file__).resolve().parent.parent.parent / "docs" / "bench"
+CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
+DOCS_BENCH = Path(__file__).resolve().parents[3] / "docs" / "bench"
 
 SCALING_TRAFFIC = TrafficSettings(stops_mean=2.0, dwell_mean_s=30.0, buy_share=0.6)
 """Shorter visits than the default walk (fewer zones): the same in-store crowd
