@@ -42,6 +42,8 @@ class StaffMember:
     name: str
     role: str
     sections: frozenset[str]
+    report_every: float | None = None
+    """How often the band reports, when the operator states it (else it is learnt)."""
 
 
 @dataclass(frozen=True)
@@ -314,8 +316,29 @@ def _staff(b: _Builder, raw: Any) -> dict[str, StaffMember]:
             name=str(spec.get("name", band_id)),
             role=str(spec["role"]),
             sections=frozenset(b.words(spec.get("sections"), "staff", band, "sections")),
+            report_every=_report_every(b, spec.get("report_every"), band),
         )
     return staff
+
+
+def _report_every(b: _Builder, raw: Any, band: str) -> float | None:
+    """Seconds, as a number or a string like ``5s`` (an optional key: DESIGN.md allows them)."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    number = text[:-1] if text.endswith("s") else text
+    try:
+        seconds = float(number)
+    except ValueError:
+        seconds = -1.0
+    if isinstance(raw, bool) or not 0.1 <= seconds <= 300.0:
+        b.fail(
+            f"`report_every` of `{band}` must be a time between 0.1s and 300s, like `5s`",
+            "staff",
+            band,
+            "report_every",
+        )
+    return seconds
 
 
 def _ids(b: _Builder, raw: Any, what: str) -> list[str]:

@@ -23,11 +23,22 @@ sighting to the next. Presence therefore moves only on accumulated evidence:
 * **Visit.** A visit starts with the first sighting after at least
   ``visit_gap_s`` unseen (DESIGN.md: 30 minutes).
 
+* **Cadence.** Devices report at their own pace: phones about once a second,
+  battery wristbands every 2 to 10 s, gateways in batches. Each subject's
+  reporting interval is learnt from the gaps between its sightings (or stated
+  for a band in the registry, ``report_every``), and the gaps above scale with
+  it: evidence may be ``gap_factor`` intervals apart, a sighting of a slow
+  device is worth up to twice as much (``interval / nominal_interval_s``,
+  capped at 2), and the leave gap is at least ``gap_factor`` intervals. A band
+  reporting every 10 s from one zone is therefore placed there at its second
+  report, and is not thought gone between two reports.
+
 Defaults assume phones report about once a second (typical BLE advertising
 plus gateway batching): three points is three seconds of consistent evidence
 (fast enough for a 5 s dwell rule, long enough that two noise flips in a row
 are rare at 6 dB sigma), a 10 s leave gap survives a few missed reports, and
-sightings weaker than -95 dBm are at the noise floor and place nobody.
+sightings weaker than -95 dBm are at the noise floor and place nobody. At the
+nominal interval the cadence rules change nothing.
 
 The tracker is pure: it takes sighting values and times and returns changes;
 the engine owns timers and decides what the changes trigger.
@@ -35,6 +46,7 @@ the engine owns timers and decides what the changes trigger.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -52,6 +64,23 @@ class PresenceSettings:
     at 4 s a shopper who just left still earned the dwell (precision 0.93 at 6 dB
     noise); at 1.5 s precision is 0.99 with recall 0.97, at 1 s recall drops to 0.95."""
     visit_gap_s: float = 1800.0
+    nominal_interval_s: float = 1.0
+    """The reporting interval the scores above are tuned for (a phone's)."""
+    gap_factor: float = 2.5
+    """Evidence may be this many of the subject's intervals apart; the leave gap is at
+    least this many intervals (one missed report of a slow band is not a leave)."""
+
+
+INTERVALS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
+"""Learnt intervals are rounded to one of these: a shared float per subject costs no memory."""
+
+
+def quantize(interval: float) -> float:
+    """The level of :data:`INTERVALS` nearest to ``interval`` (on a log scale)."""
+    for low, high in itertools.pairwise(INTERVALS):
+        if interval < (low * high) ** 0.5:
+            return low
+    return INTERVALS[-1]
 
 
 class Change(NamedTuple):
@@ -73,7 +102,7 @@ class Candidate:
         self.zone = zone
         self.first = ts
         self.last = ts
-        self.score = 0
+        self.score = 0.0
 
 
 class Presence:
@@ -81,6 +110,7 @@ class Presence:
 
     __slots__ = (
         "cand",
+        "interval",
         "last_seen",
         "last_zone",
         "prev_visit",
@@ -102,6 +132,8 @@ class Presence:
         """Zone of the latest sighting: zone ids are the registry's own strings, shared by
         every shopper, so remembering one costs nothing per shopper (a beacon id would)."""
         self.cand: Candidate | None = None
+        self.interval: float | None = None
+        """The subject's reporting interval as learnt (None: not yet, assume nominal)."""
         self.visit_start = ts
         self.prev_visit = prev_visit
         """Start of the visit before this one, if known."""
@@ -113,11 +145,33 @@ NO_CHANGES: tuple[Change, ...] = ()
 class PresenceTracker:
     """Presence of many subjects of one store."""
 
-    __slots__ = ("settings", "states")
+    __slots__ = ("hints", "settings", "states")
 
-    def __init__(self, settings: PresenceSettings | None = None) -> None:
+    def __init__(
+        self, settings: PresenceSettings | None = None, hints: dict[str, float] | None = None
+    ) -> None:
         self.settings = settings or PresenceSettings()
         self.states: dict[str, Presence] = {}
+        self.hints: dict[str, float] = dict(hints or {})
+        """subject -> stated reporting interval (the registry's ``report_every``)"""
+
+    def _interval(self, st: Presence, subject: str) -> float:
+        """Stated (the registry knows best), else learnt, else the nominal interval."""
+        stated = self.hints.get(subject) if self.hints else None
+        if stated is not None:
+            return stated
+        return self.settings.nominal_interval_s if st.interval is None else st.interval
+
+    def leave_gap(self, st: Presence, subject: str) -> float:
+        """How long unseen in its zone means the subject left it (scaled to its cadence)."""
+        cfg = self.settings
+        return max(cfg.leave_after_s, cfg.gap_factor * self._interval(st, subject))
+
+    def _learn(self, st: Presence, gap: float) -> None:
+        # Repeats heard by two gateways (gap ~0) and long absences teach nothing.
+        if 0.2 <= gap <= 2 * INTERVALS[-1]:
+            old = st.interval
+            st.interval = quantize(gap if old is None else 0.6 * old + 0.4 * gap)
 
     def observe(
         self, subject: str, zone: str, ts: float, rssi: int, beacon: str
@@ -146,10 +200,11 @@ class PresenceTracker:
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
+        self._learn(st, ts - seen)
         st.seen = ts
         st.last_zone = zone
         current = st.zone
-        if current is not None and ts - st.last_seen >= cfg.leave_after_s:
+        if current is not None and ts - st.last_seen >= self.leave_gap(st, subject):
             # Gone long enough to have left (no leave timer was needed to know).
             left = Change("leave", subject, current, st.last_seen)
             st.zone = st.cand = None
@@ -158,21 +213,28 @@ class PresenceTracker:
             st.last_seen = ts
             cand = st.cand
             if cand is not None:
-                cand.score -= 1
+                cand.score -= self._weight(st, subject)
                 if cand.score <= 0:
                     st.cand = None
             return NO_CHANGES
         return self._candidate(st, subject, zone, ts, rssi)
+
+    def _weight(self, st: Presence, subject: str) -> float:
+        """What one sighting is worth: more for a device that reports seldom (at most 2x)."""
+        interval = self._interval(st, subject)
+        nominal = self.settings.nominal_interval_s
+        return 1.0 if interval <= nominal else min(2.0, interval / nominal)
 
     def _candidate(
         self, st: Presence, subject: str, zone: str, ts: float, rssi: int
     ) -> tuple[Change, ...]:
         cfg = self.settings
         cand = st.cand
-        if cand is None or cand.zone != zone or ts - cand.last > cfg.candidate_gap_s:
+        allowed = max(cfg.candidate_gap_s, cfg.gap_factor * self._interval(st, subject))
+        if cand is None or cand.zone != zone or ts - cand.last > allowed:
             cand = st.cand = Candidate(zone, ts)
         cand.last = ts
-        cand.score += 2 if rssi >= cfg.strong_rssi else 1
+        cand.score += (2 if rssi >= cfg.strong_rssi else 1) * self._weight(st, subject)
         if cand.score < cfg.enter_score:
             return NO_CHANGES
         left, left_seen = st.zone, st.last_seen
@@ -191,14 +253,14 @@ class PresenceTracker:
         st = self.states.get(subject)
         if st is None or st.zone is None:
             return None
-        return st.last_seen + self.settings.leave_after_s
+        return st.last_seen + self.leave_gap(st, subject)
 
     def check_leave(self, subject: str, now: float) -> Change | None:
         """At a leave timer: the leave change if the gap really elapsed."""
         st = self.states.get(subject)
         if st is None or st.zone is None:
             return None
-        if now - st.last_seen < self.settings.leave_after_s:
+        if now - st.last_seen < self.leave_gap(st, subject):
             return None
         change = Change("leave", subject, st.zone, st.last_seen)
         st.zone = None
@@ -210,21 +272,23 @@ class PresenceTracker:
         st = self.states.get(subject)
         if st is None:
             return None
-        if now is not None and now - st.last_seen >= self.settings.leave_after_s:
+        if now is not None and now - st.last_seen >= self.leave_gap(st, subject):
             return None
         return st.zone
 
     def gone(self, subject: str, now: float) -> bool:
         """Unseen in the current zone for the leave gap (whether or not a timer noticed)."""
         st = self.states.get(subject)
-        return st is None or st.zone is None or now - st.last_seen >= self.settings.leave_after_s
+        return st is None or st.zone is None or now - st.last_seen >= self.leave_gap(st, subject)
 
     def dwell_confirmed(self, subject: str, zone: str, since: float, due: float) -> bool:
         """Is the subject still in ``zone`` on the dwell that began at ``since``, seen lately?"""
         st = self.states.get(subject)
         if st is None or st.zone != zone or st.since != since:
             return False
-        return due - st.last_seen <= self.settings.dwell_grace_s
+        # Seen within the grace, or within one report of a device that reports seldom.
+        grace = max(self.settings.dwell_grace_s, 1.2 * self._interval(st, subject))
+        return due - st.last_seen <= grace
 
     def dwell_alive(self, subject: str, zone: str, since: float) -> bool:
         st = self.states.get(subject)

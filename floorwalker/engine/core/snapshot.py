@@ -38,7 +38,7 @@ from floorwalker.engine.core.actions import Action, Alert, Offer
 from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.health import alert_spec
-from floorwalker.engine.core.presence import Candidate, Presence, PresenceTracker
+from floorwalker.engine.core.presence import Candidate, Presence, PresenceTracker, quantize
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.timers import Held, Timer, TimerQueue
 from floorwalker.errors import StateError
@@ -301,8 +301,9 @@ def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], zones: list[
     states = tracker.states  # kept, not replaced: the hot path holds a reference to it
     states.clear()
     new = Presence.__new__  # every slot is set below: skip __init__'s defaults
-    for subject, zone, since, last_seen, seen, last_zone, cand, visit, prev in rows:
+    for subject, zone, since, last_seen, seen, last_zone, cand, visit, prev, *more in rows:
         p = new(Presence)
+        p.interval = quantize(more[0]) if more else None
         p.zone = here = None if zone is None else zone_of(zone)
         p.since, p.last_seen, p.prev_visit = since, last_seen, prev
         p.seen = last_seen if seen is None else seen

@@ -24,7 +24,8 @@ class StaffRoster:
 
     def __init__(self, registry: Registry, settings: PresenceSettings) -> None:
         self.registry = registry
-        self.presence = PresenceTracker(settings)
+        hints = {b: m.report_every for b, m in registry.staff.items() if m.report_every is not None}
+        self.presence = PresenceTracker(settings, hints)
         self.offline: set[str] = set()
         self.busy: dict[str, str] = {}
         """band -> id of the open alert it holds"""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from floorwalker.engine.core.engine import Engine
-from floorwalker.engine.core.presence import Change, PresenceSettings, PresenceTracker
+from floorwalker.engine.core.presence import INTERVALS, Change, PresenceSettings, PresenceTracker
 from floorwalker.engine.core.testing import StoreScenario
 from floorwalker.rules.model import RuleSet
+from tests.engine.conftest import STORE
 
 T = 1_000_000.0
 
@@ -39,7 +40,8 @@ def test_strong_sightings_count_double() -> None:
 
 
 def test_sightings_too_far_apart_do_not_add_up() -> None:
-    tr = PresenceTracker(PresenceSettings(candidate_gap_s=4.0))
+    # A device stated to report every second: sightings 5 s apart are not one run.
+    tr = PresenceTracker(PresenceSettings(candidate_gap_s=4.0), hints={"s": 1.0})
     feed(tr, [(T, "A", -70), (T + 5, "A", -70), (T + 10, "A", -70)])
     assert tr.zone_of("s") is None
 
@@ -156,3 +158,61 @@ def test_engine_fast_path_agrees_with_observe() -> None:
         for field in ("zone", "since", "last_seen", "seen", "last_zone", "visit_start"):
             assert getattr(fast, field) == getattr(slow, field), (ev.ts - T, field)
         assert (fast.cand is None) == (slow.cand is None)
+
+
+# --------------------------------------------------------------------------- cadence
+
+
+def test_a_device_is_located_at_its_second_report_whatever_its_cadence() -> None:
+    tr = PresenceTracker()
+    changes = feed(tr, [(T, "A", -70), (T + 1.5, "A", -70), (T + 3, "A", -70)])
+    assert changes[-1] == Change("enter", "s", "A", T)  # 1.5 s: three reports, 3 s
+    for every in (2.0, 5.0, 10.0):
+        tr = PresenceTracker()
+        changes = feed(tr, [(T, "A", -70), (T + every, "A", -70)])
+        assert changes[-1] == Change("enter", "s", "A", T), every
+        assert tr.zone_of("s", T + every) == "A"
+
+
+def test_a_phone_at_one_report_a_second_still_needs_three() -> None:
+    tr = PresenceTracker()
+    assert [c.kind for c in feed(tr, [(T, "A", -70), (T + 1, "A", -70)])] == ["visit"]
+    assert tr.zone_of("s") is None
+
+
+def test_a_slow_band_is_not_gone_between_two_reports() -> None:
+    tr = PresenceTracker()
+    feed(tr, [(T + 10 * k, "A", -70) for k in range(4)])
+    assert tr.zone_of("s", T + 30 + 19) == "A"  # one report late: still there
+    assert tr.check_leave("s", T + 30 + 19) is None
+    assert tr.check_leave("s", T + 30 + 25) == Change("leave", "s", "A", T + 30)
+
+
+def test_a_slow_band_moves_after_two_reports_of_the_new_zone() -> None:
+    tr = PresenceTracker()
+    feed(tr, [(T + 10 * k, "A", -70) for k in range(4)])
+    one_flip = feed(tr, [(T + 40, "B", -70), (T + 50, "A", -70)])
+    assert one_flip == [] and tr.zone_of("s") == "A"  # a single noisy report moves nobody
+    moved = feed(tr, [(T + 60, "B", -70), (T + 70, "B", -70)])
+    assert [c.kind for c in moved] == ["leave", "enter"] and tr.zone_of("s") == "B"
+
+
+def test_a_stated_interval_wins_over_what_is_learnt() -> None:
+    tr = PresenceTracker(hints={"s": 10.0})
+    changes = feed(tr, [(T, "A", -70), (T + 1, "A", -70)])
+    assert changes[-1].kind == "enter"  # every report worth two points from the start
+
+
+def test_learnt_intervals_are_shared_levels() -> None:
+    tr = PresenceTracker()
+    feed(tr, [(T, "A", -70), (T + 4.9, "A", -70)])
+    interval = tr.states["s"].interval
+    assert interval == 5.0
+    assert any(interval is level for level in INTERVALS)  # the same object: no memory each
+
+
+def test_staff_bands_use_the_registrys_report_every() -> None:
+    registry = dict(STORE)
+    registry["staff"] = {**STORE["staff"], "band-07": {"role": "associate", "report_every": "5s"}}
+    sc = StoreScenario(RuleSet(()), registry)
+    assert sc.engine.stores[STORE["store"]].state.staff.presence.hints == {"band-07": 5.0}
