@@ -138,6 +138,12 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--prefix", help="topic prefix (default fw)")
     run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
+    run.add_argument(
+        "--snapshot-every",
+        dest="snapshot_every_s",
+        type=_duration,
+        help="write changed stores' snapshots to Redis this often (default 1s; 0: only at exit)",
+    )
     run.set_defaults(func=_cmd_run)
 
 

@@ -42,6 +42,7 @@ class EdgeSettings:
     lateness_s: float = 0.0
     reload_poll_s: float = 1.0
     device_silence_s: float = 300.0
+    snapshot_every_s: float = 1.0
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
@@ -62,6 +63,7 @@ _CASTS: dict[str, Any] = {
     "lateness_s": float,
     "reload_poll_s": float,
     "device_silence_s": float,
+    "snapshot_every_s": float,
 }
 
 
