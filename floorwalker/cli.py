@@ -248,7 +248,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from floorwalker.engine.core.engine import EngineSettings
+    from floorwalker.engine.core.settings import EngineSettings
     from floorwalker.engine.runners.replay import ReplaySettings
 
     settings = ReplaySettings(

@@ -59,9 +59,10 @@ import orjson
 
 from floorwalker.devices.registry import Registry, Zone
 from floorwalker.engine.core.actions import Alert, Decision
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.presence import PresenceSettings
 from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.rules.loader import load_rules_for
 from floorwalker.rules.model import (
     AlertSpec,

@@ -427,7 +427,7 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
     active = engine.active_shoppers()
-    timers = len(engine.timers)
+    timers = engine.pending_timers()
     sites = [
         {
             "where": f"{_short(frame.filename)}:{frame.lineno}",

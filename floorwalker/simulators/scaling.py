@@ -230,7 +230,7 @@ def shoppers_point(cfg: ScalingSettings, n: int, catalog: RuleSet | None) -> dic
         "events_per_s": round(len(measure) / seconds) if seconds > 0 else None,
         "engine_bytes": grown,
         "bytes_per_tracked_shopper": round(grown / max(1, tracked)),
-        "pending_timers": len(engine.timers),
+        "pending_timers": engine.pending_timers(),
     }
     del engine, measure, it, sim, first
     gc.collect()
