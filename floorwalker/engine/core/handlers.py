@@ -90,7 +90,7 @@ class EventHandlers:
             # Held events (lateness > 0) are decided later: then only counted.
             self.ports.stats.rejected["unknown_alert"] += 1
             return "unknown_alert"
-        self.decider.answer(alert, ev)
+        self.decider.pager.answer(alert, ev)
         ctx = Context("staff_ack", ev.store, ev.ts, f"ack:{ev.band}:{ev.id}")
         ctx.alert, ctx.action, ctx.zone = ev.alert, ev.action, alert.zone
         ctx.bell, ctx.shopper = alert.bell, alert.shopper

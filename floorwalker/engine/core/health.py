@@ -33,7 +33,7 @@ def check_health(st: StoreState, decider: Decider, now: float, limit: float) -> 
         ctx = Context("device_health", st.store, now, f"health:{device}:{since!r}")
         ctx.device, ctx.reason = device, why
         ctx.zone = st.registry.bells.get(device) or st.registry.beacons.get(device)
-        decider.raise_builtin(DEVICE_HEALTH_RULE, ctx)
+        decider.pager.raise_builtin(DEVICE_HEALTH_RULE, ctx)
     st.recover(now, limit)
 
 

@@ -208,10 +208,6 @@ class Store:
             self.changed = True
             self._fire_timer(heapq.heappop(heap))
 
-    def next_due(self) -> float | None:
-        """When the earliest timer that is not housekeeping is due (replay's tail)."""
-        return min((t.due for t in self.timers.heap if t.kind not in HOUSEKEEPING), default=None)
-
     def _fire_timer(self, timer: Timer) -> None:
         kind, args, due = timer.kind, timer.args, timer.due
         if kind == "sweep":
@@ -230,7 +226,7 @@ class Store:
         elif kind == "absence":
             self.triggers.on_absence(str(args[1]), str(args[2]), float(args[3]), due)  # type: ignore[arg-type]
         elif kind == "escalate":
-            self.decider.escalate(str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
+            self.decider.pager.escalate(str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
         self.decider.settle(due)
 
     # ------------------------------------------------------------------ housekeeping

@@ -85,7 +85,7 @@ from floorwalker.simulators.store import (
 )
 from floorwalker.simulators.traffic import TrafficSettings, load_layout
 
-CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
+CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
 
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.95
