@@ -33,6 +33,7 @@ from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
+from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings
@@ -69,6 +70,10 @@ class EdgeRunner:
         self._thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
         self.engine: Engine | None = None
+        self.checkpoint: Checkpointer | None = None
+        """Store snapshots to Redis and back (None without Redis)."""
+        self._running = False
+        self._final_lock = threading.Lock()
         self._guard_errors_seen = 0
         self._reconnects_seen = 0
         self.metrics_port: int | None = None
@@ -87,6 +92,12 @@ class EdgeRunner:
         self.stop()
         self._stack.close()
 
+    def _final_checkpoint(self) -> None:
+        """The shutdown snapshot; only once the core loop no longer runs."""
+        with self._final_lock:  # run() and stop() may both get here; one at a time
+            if self.checkpoint is not None and self.engine is not None and not self._running:
+                self.checkpoint.final(self.engine)
+
     def _open(self) -> None:
         s = self.settings
         registries = load_registries(s.registries)
@@ -101,6 +112,9 @@ class EdgeRunner:
             journal=backends.journal,
             settings=EngineSettings(lateness_s=s.lateness_s, device_silence_s=s.device_silence_s),
         )
+        if s.redis is not None:
+            self._restore_snapshots(s.redis, s)
+        # Journalled alerts are newer than the snapshot: restored after it, they win.
         load = getattr(backends.journal, "load", None)
         if load is not None:
             restored = self.engine.restore_alerts(load())
@@ -117,6 +131,24 @@ class EdgeRunner:
             self.metrics_port = server.port
         self.link.start()
         self._stack.callback(self.link.stop)
+
+    def _restore_snapshots(self, url: str, s: EdgeSettings) -> None:
+        """Store snapshots back into the engine, before any traffic; then keep writing them."""
+        from floorwalker.engine.stores.redis_snapshots import RedisSnapshotStore  # noqa: PLC0415
+
+        assert self.engine is not None
+        snapshots = RedisSnapshotStore.from_url(url, prefix=s.redis_prefix)
+        self._stack.callback(snapshots.close)
+        self.checkpoint = Checkpointer(snapshots, self.metrics, s.snapshot_every_s)
+        report = self.checkpoint.restore(self.engine)
+        log.info(
+            "restored %d store snapshot(s), %d bytes, in %.1f ms%s",
+            len(report.restored),
+            report.size,
+            report.seconds * 1000,
+            f"; refused: {', '.join(report.refused)}" if report.refused else "",
+        )
+        self.checkpoint.start()
 
     def _backends(self, s: EdgeSettings) -> _Backends:
         if s.redis is None:
@@ -150,10 +182,13 @@ class EdgeRunner:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the core loop; once it has stopped, write the final store snapshots."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
+        self._final_checkpoint()
 
     def request_reload(self) -> None:
         """Reload rules and registries at the next loop turn (SIGHUP, file change)."""
@@ -176,6 +211,15 @@ class EdgeRunner:
         engine = self.engine
         assert engine is not None, "use `with EdgeRunner(...)` first"
         next_sync = next_watch = time.monotonic()
+        self._running = True
+        try:
+            self._loop(engine, next_sync, next_watch)
+        finally:
+            self._running = False
+        self._final_checkpoint()
+
+    def _loop(self, engine: Engine, next_sync: float, next_watch: float) -> None:
+        checkpoint = self.checkpoint
         while not self._stop.is_set():
             item = self._wait(engine)
             now = time.time()
@@ -203,6 +247,8 @@ class EdgeRunner:
             if mono >= next_sync:
                 next_sync = mono + 1.0
                 self._sync_metrics(engine)
+            if checkpoint is not None:
+                checkpoint.tick(engine)  # serializes here; a writer thread talks to Redis
 
     def _wait(self, engine: Engine) -> Inbound | None:
         due = engine.next_due()

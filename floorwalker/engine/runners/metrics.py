@@ -6,8 +6,8 @@ and calls :meth:`Metrics.sync` every so often (about once a second, not per
 event): it turns the core's counters into Prometheus counter increments, sets the
 gauges the core can answer, and observes staff response times recorded since the
 last sync. What only the runner knows (dead letters, publish latency, timer
-lateness, queue depths, reconnects, Redis errors, reloads) it reports through the
-direct methods.
+lateness, queue depths, reconnects, Redis errors, reloads, store snapshots) it
+reports through the direct methods.
 
 Each :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`,
 never the process-global one, so tests and two runners in one process do not clash.
@@ -65,6 +65,21 @@ TIMER_BUCKETS: Final = (
     0.25,
     0.5,
     1.0,
+)
+#: Serializing the changed stores and writing them to Redis: well under a millisecond to seconds.
+SNAPSHOT_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
 )
 #: Alert -> staff acknowledgement: one second to ten minutes.
 RESPONSE_BUCKETS: Final = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0)
@@ -194,6 +209,11 @@ class Metrics:
             "Reconnections to the message broker.",
             registry=r,
         )
+        self._snapshot_errors = Counter(
+            "floorwalker_snapshot_errors",
+            "Store snapshots that could not be written to Redis (retried next interval).",
+            registry=r,
+        )
         self._rule_reloads = Counter(
             "floorwalker_rule_reloads",
             "Rule reloads, by outcome (ok|refused).",
@@ -222,7 +242,19 @@ class Metrics:
             buckets=RESPONSE_BUCKETS,
             registry=r,
         )
+        self._snapshot_seconds = Histogram(
+            "floorwalker_snapshot_seconds",
+            "Time to snapshot the changed stores and write them to Redis, per round.",
+            buckets=SNAPSHOT_BUCKETS,
+            registry=r,
+        )
         # ----------------------------------------------------------- gauges
+        self._snapshot_bytes = Gauge(
+            "floorwalker_snapshot_bytes",
+            "Size of the store's last snapshot written to Redis.",
+            ["store"],
+            registry=r,
+        )
         self._queue_depth = Gauge(
             "floorwalker_queue_depth",
             "Events received and waiting for the engine.",
@@ -349,6 +381,18 @@ class Metrics:
 
     def redis_error(self) -> None:
         self._redis_errors.inc()
+
+    def snapshot_error(self) -> None:
+        """Count one failed snapshot write (a round of stores counts once)."""
+        self._snapshot_errors.inc()
+
+    def snapshot_seconds(self, seconds: float) -> None:
+        """Observe one snapshot round: serializing the changed stores plus the Redis write."""
+        self._snapshot_seconds.observe(max(seconds, 0.0))
+
+    def snapshot_bytes(self, store: str, size: int) -> None:
+        """The size of the store's snapshot just written."""
+        self._snapshot_bytes.labels(store=store).set(size)
 
     def reload(self, outcome: str) -> None:
         """Count one rule reload; ``outcome`` is ``ok`` or ``refused``."""

@@ -225,6 +225,22 @@ def test_direct_methods_show_up() -> None:
     assert value(m, "floorwalker_queue_depth") == 0
 
 
+def test_snapshot_metrics() -> None:
+    m = Metrics()
+    m.snapshot_error()
+    m.snapshot_seconds(0.003)
+    m.snapshot_seconds(-1.0)  # a clock step back is recorded as zero
+    m.snapshot_bytes("s001", 5120)
+    m.snapshot_bytes("s002", 80)
+    m.snapshot_bytes("s001", 4096)  # the last write's size, not a sum
+    assert value(m, "floorwalker_snapshot_errors_total") == 1
+    assert value(m, "floorwalker_snapshot_seconds_count") == 2
+    assert value(m, "floorwalker_snapshot_seconds_bucket", le="0.0025") == 1
+    assert value(m, "floorwalker_snapshot_seconds_bucket", le="0.005") == 2
+    assert value(m, "floorwalker_snapshot_bytes", store="s001") == 4096
+    assert value(m, "floorwalker_snapshot_bytes", store="s002") == 80
+
+
 def test_label_values_are_a_fixed_set_where_the_brief_says_so() -> None:
     m = Metrics()
     with pytest.raises(ValueError, match="path"):
@@ -248,6 +264,9 @@ def test_names_types_and_help_follow_prometheus_conventions() -> None:
         "floorwalker_redis_errors": "counter",
         "floorwalker_broker_reconnects": "counter",
         "floorwalker_rule_reloads": "counter",
+        "floorwalker_snapshot_errors": "counter",
+        "floorwalker_snapshot_seconds": "histogram",
+        "floorwalker_snapshot_bytes": "gauge",
         "floorwalker_decision_latency_seconds": "histogram",
         "floorwalker_timer_lateness_seconds": "histogram",
         "floorwalker_staff_response_seconds": "histogram",
