@@ -16,11 +16,18 @@ from typing import IO, Any
 import orjson
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
-from floorwalker.devices.events import Rejection
+from floorwalker.devices.events import Event, Rejection
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.core.actions import Decision
+from floorwalker.engine.core.actions import Action, Decision
 from floorwalker.engine.core.engine import Engine, EngineSettings
 from floorwalker.engine.core.profiles import ProfileSource
+from floorwalker.engine.runners.step import (
+    DeadLetter,
+    ErrorPolicy,
+    EventClock,
+    Step,
+    log_and_continue,
+)
 from floorwalker.rules.model import RuleSet
 
 
@@ -32,6 +39,8 @@ class ReplaySettings:
     """After the last message, let timers set by the capture fire for up to this long."""
     deadletters: bool = True
     """Also write the dead letters the live runner would publish."""
+    on_error: ErrorPolicy = log_and_continue
+    """What an internal error on a line does; tests use ``step.reraise``."""
 
 
 @dataclass
@@ -77,6 +86,14 @@ def _parse_line(number: int, line: bytes) -> CaptureLine | Rejection:
     return CaptureLine(number, topic, body)
 
 
+Out = Callable[[float, str, Any], None]
+"""Where replay writes: ``out(at, topic, payload)``."""
+
+
+def _discard(at: float, topic: str, payload: Any) -> None:
+    pass
+
+
 class Replay:
     """Feeds capture lines to an engine and collects what it did."""
 
@@ -98,43 +115,48 @@ class Replay:
         )
         self.decoder = Decoder(registries, self.settings.decoder)
         self.prefix = self.settings.decoder.prefix
+        self.arrival = 0.0
+        """The decoder's arrival time (dead letters' ``ts``): the engine clock after
+        the last line, 0.0 before any event."""
+        self._out: Out = _discard
+        self.step = Step(
+            self.engine,
+            self.decoder,
+            clock=EventClock(),
+            on_actions=self._actions,
+            on_deadletter=self._dead,
+            on_error=self.settings.on_error,
+        )
 
-    def feed(self, line: CaptureLine | Rejection, out: Callable[[float, str, Any], None]) -> None:
-        engine = self.engine
+    def feed(self, line: CaptureLine | Rejection, out: Out) -> None:
+        self._out = out
         if isinstance(line, Rejection):
-            self._dead(line, out)
+            self.step.reject(line)
             return
-        arrival = engine.clock if engine.clock > float("-inf") else 0.0
-        for item in self.decoder.decode(line.topic, line.payload, arrival):
-            if isinstance(item, Rejection):
-                self._dead(item, out)
-                continue
-            reason = engine.feed(item)
-            if reason is not None:
-                raw = line.payload.decode("utf-8", "replace")
-                rej = Rejection(reason, line.topic, raw, reason, engine.clock, item.store)
-                self._dead(rej, out, counted=True)
-            self._emit(out)
+        self.step(line.topic, line.payload, self.arrival)
+        self._moved()
 
-    def finish(self, out: Callable[[float, str, Any], None]) -> None:
+    def _moved(self) -> None:
+        clock = self.engine.clock
+        if clock > float("-inf"):
+            self.arrival = clock
+
+    def finish(self, out: Out) -> None:
+        self._out = out
         self.engine.flush(self.settings.tail_s)
-        self._emit(out)
+        self._actions(self.engine.drain(), None, self.arrival)
 
-    def _emit(self, out: Callable[[float, str, Any], None]) -> None:
-        for action in self.engine.drain():
-            out(action.ts, action.topic(self.prefix), action.payload())
+    def _actions(self, actions: list[Action], _cause: Event | None, _arrival: float) -> None:
+        out, prefix = self._out, self.prefix
+        for action in actions:
+            out(action.ts, action.topic(prefix), action.payload())
 
-    def _dead(
-        self, rej: Rejection, out: Callable[[float, str, Any], None], *, counted: bool = False
-    ) -> None:
-        if not counted:  # the engine already counts what it rejects itself
-            self.engine.stats.rejected[rej.reason] += 1
+    def _dead(self, letter: DeadLetter) -> None:
         if self.settings.deadletters:
-            store = rej.store or "_unknown"
-            out(rej.arrival, f"{self.prefix}/{store}/deadletter", rej.deadletter_payload())
+            self._out(letter.at, letter.topic, letter.payload())
 
 
-def write_jsonl(stream: IO[bytes]) -> Callable[[float, str, Any], None]:
+def write_jsonl(stream: IO[bytes]) -> Out:
     def out(at: float, topic: str, payload: Any) -> None:
         stream.write(orjson.dumps({"at": at, "topic": topic, "payload": payload}) + b"\n")
 
