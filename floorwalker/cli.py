@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
+EXTRAS = {"bench": ("psutil", "matplotlib"), "demo": ("rich",)}
+"""The optional dependencies (``pip install 'floorwalker[bench]'``) and what they bring.
+``run``, ``check``, ``replay`` and ``simulate`` need none of them."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _duration(text: str) -> float:
     return parse_duration(text, allow_zero=True)
+
+
+def _interval(text: str) -> float:
+    """A settings duration: seconds, or ``500ms``, ``1s``, ``5m``; 0 allowed."""
+    from floorwalker.engine.runners.settings import parse_interval
+
+    try:
+        return parse_interval(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,6 +152,13 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--prefix", help="topic prefix (default fw)")
     run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
+    run.add_argument(
+        "--snapshot-every",
+        dest="snapshot_every_s",
+        type=_interval,
+        help="seconds between writes of changed stores' state to Redis, e.g. 1s or 500ms;"
+        " 0 disables (FLOORWALKER_SNAPSHOT_EVERY_S, default 1s)",
+    )
     run.set_defaults(func=_cmd_run)
 
 
@@ -242,7 +263,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from floorwalker.engine.core.engine import EngineSettings
+    from floorwalker.engine.core.settings import EngineSettings
     from floorwalker.engine.runners.replay import ReplaySettings
 
     settings = ReplaySettings(
@@ -309,7 +330,7 @@ def _replay(
 @contextlib.contextmanager
 def _progress(capture: Capture) -> Iterator[Callable[[], None]]:
     """A progress bar over the capture's bytes, shown only when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or _missing("demo"):
         yield lambda: None
         return
     from rich.console import Console
@@ -332,7 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from floorwalker.engine.runners.edge import EdgeRunner
-    from floorwalker.engine.runners.settings import load_settings
+    from floorwalker.engine.runners.settings import load_settings, redact_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "config")}
@@ -342,7 +363,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with EdgeRunner(settings) as runner:
         runner.install_signal_handlers()
         where = f", metrics on :{runner.metrics_port}" if runner.metrics_port else ""
-        print(f"floorwalker: running on {settings.mqtt}{where}", file=sys.stderr, flush=True)
+        broker = redact_url(settings.mqtt)
+        print(f"floorwalker: running on {broker}{where}", file=sys.stderr, flush=True)
         runner.run()
     return 0
 
@@ -371,8 +393,31 @@ def _cmd_profiles_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing(extra: str) -> list[str]:
+    """The modules of an optional extra that cannot be imported here (none imported)."""
+    missing = []
+    for module in EXTRAS[extra]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ValueError:  # in sys.modules as None: blocked
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def _require(extra: str, command: str) -> None:
+    missing = _missing(extra)
+    if missing:
+        raise FloorwalkerError(
+            f"`floorwalker {command}` needs {', '.join(missing)}: "
+            f"pip install 'floorwalker[{extra}]'"
+        )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.replay:
+        _require("demo", "demo")
         from floorwalker.dashboards.demo import DemoSettings, run_demo
 
         try:
@@ -409,19 +454,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    _require("bench", "bench")
     if args.which == "accuracy":
-        from floorwalker.simulators.bench_accuracy import main as bench_accuracy
+        from floorwalker.simulators.bench.accuracy import main as bench_accuracy
 
         return int(bench_accuracy(list(args.rest)))
     if args.which == "scaling":
-        from floorwalker.simulators.scaling import main as bench_scaling
+        from floorwalker.simulators.bench.scaling import main as bench_scaling
 
         return int(bench_scaling(list(args.rest)))
     if args.which == "live":
-        from floorwalker.simulators.bench_live import main as bench_live
+        from floorwalker.simulators.bench.live import main as bench_live
 
         return int(bench_live(list(args.rest)))
-    from floorwalker.simulators.bench_core import main as bench_core
+    from floorwalker.simulators.bench.core import main as bench_core
 
     return int(bench_core(list(args.rest)))
 

@@ -40,7 +40,6 @@ from datetime import datetime, tzinfo
 from typing import Any, Final, TextIO
 
 import orjson
-import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -49,7 +48,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from floorwalker.dashboards import _mqtt
+from floorwalker.devices.topics import DEFAULT_PREFIX, OutboundKind, action_filters, parse_outbound
+from floorwalker.engine.runners.mqtt import MqttClient
+from floorwalker.simulators.live_devices import StaffCounts
 
 log = logging.getLogger("floorwalker.dashboard")
 
@@ -71,19 +72,6 @@ class TailLine:
     """``offer`` or ``alert``"""
     rule: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class StaffCounts:
-    """What the (simulated) staff did with the alerts on their wristbands."""
-
-    alerts: int = 0
-    """Alert deliveries received (one per band and escalation step)."""
-    acks: int = 0
-    done: int = 0
-    declined: int = 0
-    unanswered: int = 0
-    """Deliveries the wearer let pass (the engine escalates those)."""
 
 
 @dataclass(frozen=True)
@@ -303,13 +291,17 @@ class MetricsReader:
 # --------------------------------------------------------------------------- action tail
 
 
-def describe(topic: str, payload: Mapping[str, object]) -> TailLine | None:
+def describe(
+    topic: str, payload: Mapping[str, object], *, prefix: str = DEFAULT_PREFIX
+) -> TailLine | None:
     """A received offer or alert as a tail line; None for anything else."""
+    parsed = parse_outbound(topic, prefix)
+    kind = None if parsed is None else parsed.kind
     rule = str(payload.get("rule", "?"))
-    if topic.endswith("/offer"):
+    if kind is OutboundKind.OFFER:
         text = f"{payload.get('offer', '?')} {payload.get('code', '')}".strip()
         return TailLine(time.time(), topic, "offer", rule, text)
-    if topic.endswith("/alert"):
+    if kind is OutboundKind.ALERT:
         step = payload.get("step", 1)
         zone = payload.get("zone", "?")
         text = f"step {step} {payload.get('priority', '')} @{zone}: {payload.get('message', '')}"
@@ -335,18 +327,21 @@ class ActionTail:
         self._lock = threading.Lock()
         self.received: Counter[str] = Counter()
         """``offer``/``alert`` -> messages received."""
-        self._client: paho.Client | None = None
+        self._client: MqttClient | None = None
 
     def start(self) -> ActionTail:
-        topics = (f"{self.prefix}/+/shopper/+/offer", f"{self.prefix}/+/band/+/alert")
-        self._client = _mqtt.connect(
-            self.client_id, self.host, self.port, subscriptions=topics, on_message=self._on
-        )
+        self._client = MqttClient(
+            self.client_id,
+            self.host,
+            self.port,
+            subscriptions=action_filters(prefix=self.prefix),
+            on_message=self._on,
+        ).connect()
         return self
 
     def stop(self) -> None:
         if self._client is not None:
-            _mqtt.close(self._client)
+            self._client.close()
             self._client = None
 
     def lines(self) -> tuple[TailLine, ...]:
@@ -358,7 +353,7 @@ class ActionTail:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return
-        line = describe(topic, obj) if isinstance(obj, dict) else None
+        line = describe(topic, obj, prefix=self.prefix) if isinstance(obj, dict) else None
         if line is not None:
             with self._lock:
                 self._lines.append(line)

@@ -14,6 +14,15 @@ Inbound topics (``{p}`` is the configurable prefix, ``fw`` by default)::
     {p}/{store}/band/{band}/ack         kind "ack"
     {p}/{store}/device/{device}/status  kind "status"
 
+Outbound topics (what a runner publishes)::
+
+    {p}/{store}/shopper/{shopper}/offer kind "offer"
+    {p}/{store}/band/{band}/alert       kind "alert"
+    {p}/{store}/deadletter              kind "deadletter"
+
+Every topic is built by a function of this module (:func:`beacon_topic`,
+:func:`offer_topic`, :func:`offer_filter`...), never spelled out elsewhere.
+
 An id (store or device) is one non-empty topic level: no ``/``, no MQTT wildcard
 ``+`` or ``#``, and no NUL (which MQTT forbids in topic names). The prefix may
 span several levels (``acme/fw``), each a valid id.
@@ -150,6 +159,45 @@ def _levels_after_prefix(topic: object, prefix: str) -> list[str] | None:
     return topic[len(head) :].split("/")
 
 
+def inbound_topic(
+    kind: TopicKind | str, store: str, device: str, *, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """The topic a device of ``kind`` publishes on; raises ``ValueError`` on a bad id.
+
+    The same string as ``InboundTopic(store, kind, device, prefix).value``, without
+    building the value.
+    """
+    level, tail = _SHAPES[TopicKind(kind)]
+    head = f"{_check_prefix(prefix)}/{_check_id(store, 'store')}"
+    base = f"{head}/{level}/{_check_id(device, 'device')}"
+    return base if tail is None else f"{base}/{tail}"
+
+
+def beacon_topic(store: str, gateway: str, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/{store}/beacon/{gateway}``: a gateway's batch of beacon sightings."""
+    return inbound_topic(TopicKind.BEACON, store, gateway, prefix=prefix)
+
+
+def bell_topic(store: str, bell: str, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/{store}/bell/{bell}``: a service bell press."""
+    return inbound_topic(TopicKind.BELL, store, bell, prefix=prefix)
+
+
+def pos_topic(store: str, terminal: str, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/{store}/pos/{terminal}``: a till's basket line or coupon redemption."""
+    return inbound_topic(TopicKind.POS, store, terminal, prefix=prefix)
+
+
+def ack_topic(store: str, band: str, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/{store}/band/{band}/ack``: a wristband's answer to an alert."""
+    return inbound_topic(TopicKind.ACK, store, band, prefix=prefix)
+
+
+def status_topic(store: str, device: str, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/{store}/device/{device}/status``: a device's health report."""
+    return inbound_topic(TopicKind.STATUS, store, device, prefix=prefix)
+
+
 def offer_topic(store: str, shopper: str, *, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/{store}/shopper/{shopper}/offer``; raises ``ValueError`` on a bad id."""
     return (
@@ -184,3 +232,68 @@ def subscription_filter(
 def inbound_filters(*, prefix: str = DEFAULT_PREFIX, store: str = "+") -> tuple[str, ...]:
     """The filters a runner subscribes to in order to receive every inbound topic."""
     return tuple(subscription_filter(k, prefix=prefix, store=store) for k in TopicKind)
+
+
+def _filter_head(prefix: str, store: str) -> str:
+    if store != "+":
+        _check_id(store, "store")
+    return f"{_check_prefix(prefix)}/{store}"
+
+
+def offer_filter(*, prefix: str = DEFAULT_PREFIX, store: str = "+") -> str:
+    """The MQTT filter matching every shopper's offers (of all stores by default)."""
+    return f"{_filter_head(prefix, store)}/shopper/+/offer"
+
+
+def alert_filter(*, prefix: str = DEFAULT_PREFIX, store: str = "+") -> str:
+    """The MQTT filter matching every wristband's alerts (of all stores by default)."""
+    return f"{_filter_head(prefix, store)}/band/+/alert"
+
+
+def deadletter_filter(*, prefix: str = DEFAULT_PREFIX, store: str = "+") -> str:
+    """The MQTT filter matching the dead letters (of all stores by default)."""
+    return f"{_filter_head(prefix, store)}/deadletter"
+
+
+def action_filters(*, prefix: str = DEFAULT_PREFIX, store: str = "+") -> tuple[str, str]:
+    """The filters receiving every action a runner sends to devices: offers and alerts."""
+    return offer_filter(prefix=prefix, store=store), alert_filter(prefix=prefix, store=store)
+
+
+class OutboundKind(StrEnum):
+    """The kind of a topic a runner publishes on."""
+
+    OFFER = "offer"
+    ALERT = "alert"
+    DEADLETTER = "deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundTopic:
+    """A parsed outbound topic: which store, which kind, and whose (shopper or band)."""
+
+    store: str
+    kind: OutboundKind
+    target: str | None
+    """The shopper of an offer, the band of an alert; None for a dead letter."""
+
+
+def parse_outbound(topic: object, prefix: str = DEFAULT_PREFIX) -> OutboundTopic | None:
+    """Parse a topic a runner published on; ``None`` if it is not one (never raises).
+
+    For the devices' side (simulated phones and wristbands, dashboards, probes).
+    """
+    levels = _levels_after_prefix(topic, prefix)
+    if not levels or not is_valid_id(levels[0]) or not is_valid_prefix(prefix):
+        return None
+    store = levels[0]
+    if len(levels) == 2 and levels[1] == "deadletter":
+        return OutboundTopic(store, OutboundKind.DEADLETTER, None)
+    if len(levels) != 4 or not is_valid_id(levels[2]):
+        return None
+    shape = (levels[1], levels[3])
+    if shape == ("shopper", "offer"):
+        return OutboundTopic(store, OutboundKind.OFFER, levels[2])
+    if shape == ("band", "alert"):
+        return OutboundTopic(store, OutboundKind.ALERT, levels[2])
+    return None

@@ -36,7 +36,7 @@ load or accuracy test needs on top:
   ``redeem_share`` of the offers redeemed (a POS ``coupon`` line with the
   received code, by a terminal of that store, a little later); wristbands
   acknowledge, decline or ignore alerts after realistic delays (the demo's
-  :class:`~floorwalker.dashboards.demo.StaffSimulator`, for every store).
+  :class:`~floorwalker.simulators.live_devices.StaffSimulator`, for every store).
 
   A **capture** (:meth:`Simulation.write_capture`) cannot contain redemptions
   or acknowledgements: their coupon codes and alert ids come from the engine,
@@ -67,6 +67,7 @@ from urllib.parse import urlparse
 import orjson
 
 from floorwalker.devices.events import Event, Sighting
+from floorwalker.devices.topics import offer_filter, parse_outbound, pos_topic
 from floorwalker.engine.core.profiles import Profile
 from floorwalker.errors import ConfigError
 from floorwalker.simulators.shoppers import generate_profiles, write_profiles
@@ -402,7 +403,7 @@ class _Redeemer:
         self.seq = itertools.count(1)
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """paho's thread: just queue it."""
+        """The network thread: just queue it."""
         self.inbox.put((topic, payload))
 
     def take(self, now_store: float) -> list[tuple[float, str, dict[str, Any]]]:
@@ -414,14 +415,16 @@ class _Redeemer:
             except queue.Empty:
                 return out
             self.received += 1
-            parts = topic.split("/")
+            offer = parse_outbound(topic, self.prefix)
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            if len(parts) < 5 or not isinstance(obj, dict) or not isinstance(obj.get("code"), str):
+            if offer is None or offer.target is None:
                 continue
-            store, shopper = parts[-4], parts[-2]
+            if not isinstance(obj, dict) or not isinstance(obj.get("code"), str):
+                continue
+            store, shopper = offer.store, offer.target
             tills = self.terminals.get(store)
             if not tills or self.rng.random() >= self.share:
                 continue
@@ -434,7 +437,7 @@ class _Redeemer:
                 "shopper": shopper,
             }
             at = now_store + self.rng.uniform(*self.delay)
-            out.append((at, f"{self.prefix}/{store}/pos/{till}", payload))
+            out.append((at, pos_topic(store, till, prefix=self.prefix), payload))
 
 
 def run_live(
@@ -457,22 +460,22 @@ def run_live(
     sooner in store terms. Ground truth, if asked for, is written on the same
     wall-clock scale.
     """
-    from floorwalker.dashboards import _mqtt  # noqa: PLC0415 - paho only when live
-    from floorwalker.dashboards.demo import StaffSimulator  # noqa: PLC0415
+    from floorwalker.engine.runners.mqtt import MqttClient  # noqa: PLC0415 - paho only when live
+    from floorwalker.simulators.live_devices import StaffSimulator  # noqa: PLC0415
 
     host, port = parse_mqtt_url(url)
     speed = 1.0 if not rate else rate / max(natural_rate(sim), 1e-9)
     start = sim.traffic.start
     stop = stop or threading.Event()
     redeemer = _Redeemer(sim, prefix)
-    client = _mqtt.connect(
+    client = MqttClient(
         client_id,
         host,
         port,
-        subscriptions=(f"{prefix}/+/shopper/+/offer",),
+        subscriptions=(offer_filter(prefix=prefix),),
         on_message=redeemer.on_message,
         max_inflight=1000,
-    )
+    ).connect()
     staff = [
         StaffSimulator(
             host, port, store, prefix=prefix, seed=sim.settings.seed + i,
@@ -500,7 +503,7 @@ def run_live(
                 at, _, topic, payload = heapq.heappop(later)
                 _sleep_until(mono0 + (at - start) / speed, stop)
                 payload["ts"] = round(wall(at), 3)
-                client.publish(topic, dumps(payload), qos=1)
+                client.publish(topic, dumps(payload))
                 result.published += 1
                 result.events += 1
                 result.redeemed += 1
@@ -512,7 +515,7 @@ def run_live(
                     item["ts"] = round(wall(float(item["ts"])), 3)
             else:
                 body["ts"] = round(wall(float(body["ts"])), 3)
-            client.publish(msg.topic, dumps(body), qos=1)
+            client.publish(msg.topic, dumps(body))
             result.published += 1
             result.events += msg.events
     finally:
@@ -524,7 +527,7 @@ def run_live(
                 counts[key] = counts.get(key, 0) + int(value)
             s.stop()
         result.staff = counts
-        _mqtt.close(client)
+        client.close()
     return result
 
 

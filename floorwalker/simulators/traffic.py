@@ -69,6 +69,7 @@ from floorwalker.devices.events import (
     StaffAck,
 )
 from floorwalker.devices.registry import Registry, load_registry
+from floorwalker.devices.topics import inbound_topic
 from floorwalker.engine.core.profiles import iter_profiles
 from floorwalker.errors import ConfigError
 
@@ -435,12 +436,7 @@ class WireEncoder:
         key = (kind, store, device)
         topic = self._topics.get(key)
         if topic is None:
-            if kind == "ack":
-                topic = f"{self.prefix}/{store}/band/{device}/ack"
-            elif kind == "status":
-                topic = f"{self.prefix}/{store}/device/{device}/status"
-            else:
-                topic = f"{self.prefix}/{store}/{kind}/{device}"
+            topic = inbound_topic(kind, store, device, prefix=self.prefix)
             self._topics[key] = topic
         return topic
 

@@ -13,23 +13,17 @@ import pytest
 from rich.console import Console
 
 from floorwalker.cli import _parser
-from floorwalker.dashboards.demo import (
-    DemoSettings,
-    StaffSettings,
-    TrafficPlayer,
-    demo_timezone,
-    run_demo,
-)
+from floorwalker.dashboards.demo import DemoSettings, demo_timezone, run_demo
 from floorwalker.dashboards.live import (
     LiveDashboard,
     Snapshot,
-    StaffCounts,
     TailLine,
     describe,
     histogram_quantile,
     render_plain,
     render_rich,
 )
+from floorwalker.simulators.live_devices import StaffCounts, StaffSettings, TrafficPlayer
 from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout, load_tokens
 
 FAKE = Snapshot(

@@ -8,13 +8,26 @@ from hypothesis import strategies as st
 
 from floorwalker.devices.topics import (
     InboundTopic,
+    OutboundKind,
+    OutboundTopic,
     TopicKind,
+    ack_topic,
+    action_filters,
+    alert_filter,
     alert_topic,
+    beacon_topic,
+    bell_topic,
+    deadletter_filter,
     deadletter_topic,
     inbound_filters,
+    inbound_topic,
     is_valid_id,
+    offer_filter,
     offer_topic,
     parse_inbound,
+    parse_outbound,
+    pos_topic,
+    status_topic,
     store_of,
     subscription_filter,
 )
@@ -151,6 +164,75 @@ def test_subscription_filters_cover_every_inbound_kind() -> None:
         subscription_filter(TopicKind.BELL, store="s/9")
 
 
+def test_inbound_builders_match_the_parsed_value() -> None:
+    assert beacon_topic("s001", "gw-1") == "fw/s001/beacon/gw-1"
+    assert bell_topic("s001", "bell-dairy") == "fw/s001/bell/bell-dairy"
+    assert pos_topic("s001", "pos-1", prefix="acme/fw") == "acme/fw/s001/pos/pos-1"
+    assert ack_topic("s001", "band-07") == "fw/s001/band/band-07/ack"
+    assert status_topic("s001", "gw-1", prefix="x") == "x/s001/device/gw-1/status"
+    for kind in TopicKind:
+        built = inbound_topic(kind, "s1", "d1", prefix="p/q")
+        assert built == InboundTopic("s1", kind, "d1", prefix="p/q").value
+        assert parse_inbound(built, prefix="p/q") == InboundTopic("s1", kind, "d1", prefix="p/q")
+    assert inbound_topic("ack", "s1", "b") == "fw/s1/band/b/ack"
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "a+", "#", "nul\x00"])
+def test_inbound_builders_refuse_bad_ids_and_prefixes(bad: str) -> None:
+    with pytest.raises(ValueError, match="store"):
+        beacon_topic(bad, "gw-1")
+    with pytest.raises(ValueError, match="device"):
+        ack_topic("s1", bad)
+    with pytest.raises(ValueError, match="prefix"):
+        pos_topic("s1", "pos-1", prefix=f"{bad}/+")
+    with pytest.raises(ValueError):
+        inbound_topic("nope", "s1", "d1")
+
+
+def test_outbound_filters() -> None:
+    assert offer_filter() == "fw/+/shopper/+/offer"
+    assert alert_filter(prefix="p", store="s001") == "p/s001/band/+/alert"
+    assert deadletter_filter() == "fw/+/deadletter"
+    assert deadletter_filter(store="s1", prefix="a/b") == "a/b/s1/deadletter"
+    assert action_filters(prefix="p") == ("p/+/shopper/+/offer", "p/+/band/+/alert")
+    with pytest.raises(ValueError, match="store"):
+        offer_filter(store="s/1")
+    with pytest.raises(ValueError, match="prefix"):
+        alert_filter(prefix="#")
+
+
+def test_parse_outbound_reads_back_what_the_builders_built() -> None:
+    offer = parse_outbound(offer_topic("s1", "tok-1", prefix="p/q"), prefix="p/q")
+    assert offer == OutboundTopic("s1", OutboundKind.OFFER, "tok-1")
+    alert = parse_outbound(alert_topic("s1", "band-07"))
+    assert alert == OutboundTopic("s1", OutboundKind.ALERT, "band-07")
+    assert alert.kind == "alert"
+    dead = parse_outbound(deadletter_topic("s1"))
+    assert dead == OutboundTopic("s1", OutboundKind.DEADLETTER, None)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "fw/s1/band/b/ack",
+        "fw/s1/beacon/gw-1",
+        "fw/s1/shopper/t/offers",
+        "fw/s1/shopper/t",
+        "fw/s1/shopper//offer",
+        "fw/+/band/b/alert",
+        "fw/s1/band/b/alert/x",
+        "fw/s1/deadletter/x",
+        "other/s1/deadletter",
+        "fw",
+        "",
+        None,
+        42,
+    ],
+)
+def test_parse_outbound_rejects_other_topics(topic: object) -> None:
+    assert parse_outbound(topic) is None
+
+
 def test_store_of_finds_the_store_even_of_a_wrong_topic() -> None:
     assert store_of("fw/s001/bel/x") == "s001"
     assert store_of("fw/s001") == "s001"
@@ -182,6 +264,10 @@ _LEVEL = st.sampled_from(
         "+",
         "#",
         "x/y",
+        "shopper",
+        "offer",
+        "alert",
+        "deadletter",
     ]
 )
 
@@ -200,3 +286,9 @@ def test_parsing_with_any_prefix_never_raises(topic: str, prefix: str) -> None:
     assert parsed is None or parsed.value == topic
     found = store_of(topic, prefix=prefix)
     assert found is None or is_valid_id(found)
+
+
+@given(st.one_of(st.text(), st.lists(_LEVEL, max_size=7).map("/".join)), st.text(max_size=5))
+def test_parse_outbound_never_raises(topic: str, prefix: str) -> None:
+    parse_outbound(topic)
+    parse_outbound(topic, prefix=prefix)

@@ -11,10 +11,11 @@ import orjson
 import pytest
 
 from floorwalker import cli
-from floorwalker.dashboards import _mqtt
 from floorwalker.devices.decode import Decoder
 from floorwalker.devices.events import Rejection, Sighting
 from floorwalker.devices.registry import load_registry
+from floorwalker.devices.topics import offer_topic
+from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.rules.loader import load_rules_for
 from floorwalker.rules.model import Pattern
 from floorwalker.services import RunningService
@@ -156,17 +157,17 @@ def test_live_mode_publishes_and_redeems(
         if "/beacon/" in topic:
             publishing.set()  # the simulator is connected and subscribed
 
-    probe = _mqtt.connect(
+    probe = MqttClient(
         f"{unique_prefix}-probe", mosquitto_service.host, mosquitto_service.port,
         subscriptions=(f"{unique_prefix}/#",), on_message=on,
-    )  # fmt: skip
+    ).connect()  # fmt: skip
     stop = threading.Event()
     shopper = next(t.subject for t in sim.truth if not t.staff)
-    offer_topic = f"{unique_prefix}/s001/shopper/{shopper}/offer"
+    offer = offer_topic("s001", shopper, prefix=unique_prefix)
 
     def send_offer() -> None:
         publishing.wait(20.0)
-        probe.publish(offer_topic, orjson.dumps({"id": "of-1", "code": "ABCD-EFGH-IJKL"}), qos=1)
+        probe.publish(offer, orjson.dumps({"id": "of-1", "code": "ABCD-EFGH-IJKL"}))
 
     threading.Thread(target=send_offer, daemon=True).start()
     try:
@@ -175,7 +176,7 @@ def test_live_mode_publishes_and_redeems(
                           stop=stop, client_id=f"{unique_prefix}-sim")  # fmt: skip
     finally:
         time.sleep(0.3)
-        _mqtt.close(probe)
+        probe.close()
     assert result.events == len(sim.traffic) + result.redeemed
     with lock:
         topics = [t for t, _ in got]

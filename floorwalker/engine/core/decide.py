@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
-from floorwalker.devices.events import StaffAck
-from floorwalker.engine.core.actions import Alert, Decision, Offer, coupon_code, stable_id
-from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.actions import Action, Offer, coupon_code, stable_id
 from floorwalker.engine.core.conditions import Facts, holds, in_daypart, local_time
 from floorwalker.engine.core.context import Context
-from floorwalker.engine.core.guards import CounterLimit, CouponRecord, Ticket, fatigue_key
-from floorwalker.engine.core.periods import period_end, period_key
+from floorwalker.engine.core.guards import CouponRecord, Ticket, fatigue_key
+from floorwalker.engine.core.paging import Pager, render
+from floorwalker.engine.core.ports import Ports, Schedule
 from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.state import StoreState
+from floorwalker.engine.core.verdicts import Verdicts, cap_counters, subject_of
 from floorwalker.errors import GuardStoreError
-from floorwalker.rules.model import AlertSpec, Cap, NextNearest, OfferSpec, Rule
-
-if TYPE_CHECKING:
-    from floorwalker.engine.core.engine import Engine
+from floorwalker.rules.model import OfferSpec, Rule
 
 
 class _Candidate(NamedTuple):
-    st: StoreState
     rule: Rule
     spec: OfferSpec
     ctx: Context
@@ -44,21 +41,36 @@ class _Candidate(NamedTuple):
 
 
 class Decider:
-    def __init__(self, engine: Engine, on_decision: Callable[[Decision], None] | None) -> None:
-        self.engine = engine
-        self.on_decision = on_decision
+    """The decisions of one store: it sees that store's state and its ports, nothing more."""
+
+    def __init__(
+        self,
+        st: StoreState,
+        ports: Ports,
+        settings: EngineSettings,
+        emit: Callable[[Action], None],
+        schedule: Schedule,
+    ) -> None:
+        self.st = st
+        self.ports = ports
+        self.stats = ports.stats
+        self.on_decision = ports.on_decision
+        self.settings = settings
+        self.emit = emit
+        self.verdicts = Verdicts(st.store, ports)
+        self.pager = Pager(st, ports, settings, emit, schedule, self.verdicts)
         self._moment: list[_Candidate] = []
         self.pending = False
         """True while the current moment has offer candidates awaiting arbitration."""
 
     # ------------------------------------------------------------------ firing
 
-    def fire(self, st: StoreState, rule: Rule, ctx: Context) -> None:
-        eng = self.engine
-        eng.stats.triggered[rule.id] += 1
+    def fire(self, rule: Rule, ctx: Context) -> None:
+        st = self.st
+        self.stats.triggered[rule.id] += 1
         shopper = ctx.shopper
-        profile = eng.profiles.get(shopper) if shopper else None
-        slots = eng.compiled.bought_slots
+        profile = self.ports.profiles.get(shopper) if shopper else None
+        slots = st.compiled.bought_slots
         facts = Facts(
             ctx.ts,
             st.registry.tzinfo,
@@ -69,20 +81,20 @@ class Decider:
         )
         for named in rule.conditions:
             if not holds(named.condition, facts):
-                self._refuse_all(st, rule, ctx, f"condition:{named.name}")
+                self._refuse_all(rule, ctx, f"condition:{named.name}")
                 return
         for named in rule.unless:
             if holds(named.condition, facts):
-                self._refuse_all(st, rule, ctx, f"unless:{named.name}")
+                self._refuse_all(rule, ctx, f"unless:{named.name}")
                 return
         for spec in rule.actions:
             if isinstance(spec, OfferSpec):
-                self._consider_offer(st, rule, spec, ctx, profile)
+                self._consider_offer(rule, spec, ctx, profile)
             else:
-                self._raise_alert(st, rule, spec, ctx, profile)
+                self.pager.raise_alert(rule, spec, ctx, profile)
 
-    def _refuse_all(self, st: StoreState, rule: Rule, ctx: Context, reason: str) -> None:
-        stats = self.engine.stats
+    def _refuse_all(self, rule: Rule, ctx: Context, reason: str) -> None:
+        stats, store = self.stats, self.st.store
         for spec in rule.actions:
             if self.on_decision is None:
                 # Most firings end here (a profile condition fails); nobody reads the
@@ -90,35 +102,32 @@ class Decider:
                 stats.suppressed[(rule.id, reason)] += 1
                 continue
             kind = "offer" if isinstance(spec, OfferSpec) else "alert"
-            action_id = stable_id(
-                "of-" if kind == "offer" else "al-", rule.id, st.store, ctx.source
-            )
-            self.decide(ctx.ts, st.store, rule.id, kind, _subject(ctx), None, reason, action_id)
+            action_id = stable_id("of-" if kind == "offer" else "al-", rule.id, store, ctx.source)
+            self.verdicts.decide(ctx.ts, rule.id, kind, subject_of(ctx), None, reason, action_id)
 
     # ------------------------------------------------------------------ offers
 
     def _consider_offer(
-        self, st: StoreState, rule: Rule, spec: OfferSpec, ctx: Context, profile: Profile | None
+        self, rule: Rule, spec: OfferSpec, ctx: Context, profile: Profile | None
     ) -> None:
-        shopper = ctx.shopper
-        action_id = stable_id("of-", rule.id, st.store, shopper or "-", ctx.source)
-        reason = self._offer_precheck(st, rule, ctx, profile)
+        shopper, store = ctx.shopper, self.st.store
+        action_id = stable_id("of-", rule.id, store, shopper or "-", ctx.source)
+        reason = self._offer_precheck(rule, ctx, profile)
         if reason is not None or shopper is None:
-            self.decide(ctx.ts, st.store, rule.id, "offer", _subject(ctx), None, reason, action_id)
+            self.verdicts.decide(ctx.ts, rule.id, "offer", subject_of(ctx), None, reason, action_id)
             return
-        self._moment.append(_Candidate(st, rule, spec, ctx, shopper, action_id))
+        self._moment.append(_Candidate(rule, spec, ctx, shopper, action_id))
         self.pending = True
 
-    def _offer_precheck(
-        self, st: StoreState, rule: Rule, ctx: Context, profile: Profile | None
-    ) -> str | None:
+    def _offer_precheck(self, rule: Rule, ctx: Context, profile: Profile | None) -> str | None:
         if ctx.shopper is None:
             return "no_shopper"
         if profile is None or not profile.marketing:
             return "no_consent"
         if rule.limits.holdout > 0.0 and in_holdout(ctx.shopper, rule.id, rule.limits.holdout):
             return "holdout"
-        quiet = rule.limits.quiet_hours + self.engine.compiled.ruleset.policy.quiet_hours
+        st = self.st
+        quiet = rule.limits.quiet_hours + st.compiled.ruleset.policy.quiet_hours
         if quiet:
             moment = local_time(ctx.ts, st.registry.tzinfo)
             if any(in_daypart(q, moment) for q in quiet):
@@ -134,26 +143,29 @@ class Decider:
         self.pending = False
         served: set[str] = set()
         for cand in moment:
-            st, rule, ctx = cand.st, cand.rule, cand.ctx
+            rule, ctx = cand.rule, cand.ctx
             if cand.shopper in served:
                 reason: str | None = "outranked"
             else:
-                reason = self._admit(self._offer_ticket(cand), ctx.ts, fail_open=False)
+                reason = self.verdicts.admit(self._offer_ticket(cand), ctx.ts, fail_open=False)
             if reason is None:
                 served.add(cand.shopper)
                 self._send_offer(cand)
             else:
-                self.decide(
-                    ctx.ts, st.store, rule.id, "offer", cand.shopper, None, reason, cand.action_id
+                self.verdicts.decide(
+                    ctx.ts, rule.id, "offer", cand.shopper, None, reason, cand.action_id
                 )
 
     def _offer_ticket(self, c: _Candidate) -> Ticket:
-        rule, ctx, st = c.rule, c.ctx, c.st
-        policy = self.engine.compiled.ruleset.policy
-        counters = self._caps(
-            st, rule.limits.per_shopper, f"cap:{rule.id}:o", c.shopper, ctx, "cap"
+        rule, ctx, st = c.rule, c.ctx, self.st
+        policy = st.compiled.ruleset.policy
+        gap = self.settings.presence.visit_gap_s
+        counters = cap_counters(
+            st, gap, rule.limits.per_shopper, f"cap:{rule.id}:o", c.shopper, ctx, "cap"
         )
-        counters += self._caps(st, policy.per_shopper, "cap:*", c.shopper, ctx, "cap_all_rules")
+        counters += cap_counters(
+            st, gap, policy.per_shopper, "cap:*", c.shopper, ctx, "cap_all_rules"
+        )
         budget = rule.limits.budget
         code = coupon_code(c.action_id, c.spec.code_prefix)
         return Ticket(
@@ -180,34 +192,12 @@ class Decider:
             ),
         )
 
-    def _caps(
-        self,
-        st: StoreState,
-        caps: tuple[Cap, ...],
-        prefix: str,
-        shopper: str,
-        ctx: Context,
-        reason: str,
-    ) -> tuple[CounterLimit, ...]:
-        tz = st.registry.tzinfo
-        visit = st.visit_start(shopper)
-        gap = self.engine.settings.presence.visit_gap_s
-        return tuple(
-            CounterLimit(
-                f"{prefix}:{cap.period}:{shopper}:{period_key(cap.period, ctx.ts, tz, visit)}",
-                cap.count,
-                period_end(cap.period, ctx.ts, tz, gap),
-                reason,
-            )
-            for cap in caps
-        )
-
     def _send_offer(self, c: _Candidate) -> None:
-        stats = self.engine.stats
+        stats, store = self.stats, self.st.store
         ctx, spec = c.ctx, c.spec
         offer = Offer(
             id=c.action_id,
-            store=c.st.store,
+            store=store,
             shopper=c.shopper,
             ts=ctx.ts,
             rule=c.rule.id,
@@ -218,13 +208,13 @@ class Decider:
         )
         stats.coupons[c.rule.id] += 1
         stats.spent[c.rule.id] = stats.spent.get(c.rule.id, 0.0) + spec.cost
-        self.engine.emit(offer)
-        self.decide(ctx.ts, c.st.store, c.rule.id, "offer", c.shopper, True, "sent", c.action_id)
+        self.emit(offer)
+        self.verdicts.decide(ctx.ts, c.rule.id, "offer", c.shopper, True, "sent", c.action_id)
 
     def redeem(self, code: str, ts: float) -> tuple[CouponRecord | None, str | None]:
-        stats = self.engine.stats
+        stats = self.stats
         try:
-            record, refused = self.engine.guards.redeem(code, ts)
+            record, refused = self.ports.guards.redeem(code, ts)
         except GuardStoreError:
             stats.guard_errors += 1
             record, refused = None, "guard_store_unavailable"
@@ -234,178 +224,8 @@ class Decider:
             stats.redemptions_refused[refused or "unknown_coupon"] += 1
         return record, refused
 
-    # ------------------------------------------------------------------ alerts
-
-    def raise_builtin(self, st: StoreState, rule: Rule, ctx: Context) -> None:
-        """An alert the engine raises itself (device health), outside the rule set."""
-        self.engine.stats.triggered[rule.id] += 1
-        for spec in rule.actions:
-            if isinstance(spec, AlertSpec):
-                self._raise_alert(st, rule, spec, ctx, None)
-
-    def _raise_alert(
-        self, st: StoreState, rule: Rule, spec: AlertSpec, ctx: Context, profile: Profile | None
-    ) -> None:
-        source_key = ctx.bell or ctx.shopper or ctx.device or ctx.zone or "-"
-        alert_id = stable_id("al-", rule.id, st.store, source_key, ctx.source)
-        subject = _subject(ctx)
-        if st.alerts.open_for(rule.id, source_key) is not None:
-            self.decide(ctx.ts, st.store, rule.id, "alert", subject, None, "already_open", alert_id)
-            return
-        counters: tuple[CounterLimit, ...] = ()
-        if ctx.shopper:
-            prefix = f"cap:{rule.id}:a"
-            counters = self._caps(st, rule.limits.per_shopper, prefix, ctx.shopper, ctx, "cap")
-        ticket = Ticket(action_id=alert_id, counters=counters)
-        reason = self._admit(ticket, ctx.ts, fail_open=True)
-        if reason is not None:
-            self.decide(ctx.ts, st.store, rule.id, "alert", subject, None, reason, alert_id)
-            return
-        zone = ctx.zone or (st.presence.zone_of(ctx.shopper, ctx.ts) if ctx.shopper else None) or ""
-        alert = OpenAlert(
-            id=alert_id,
-            store=st.store,
-            rule=rule.id,
-            spec=spec,
-            zone=zone,
-            message=render(spec.message, ctx),
-            created=ctx.ts,
-            source_key=source_key,
-            shopper=ctx.shopper,
-            bell=ctx.bell,
-            summary=profile.summary() if (profile and spec.include_shopper) else None,
-            advisor=profile.advisor if profile else None,
-        )
-        band = st.staff.route(spec.to, zone or None, alert.advisor)
-        if band is None:
-            self.decide(
-                ctx.ts, st.store, rule.id, "alert", subject, None, "no_staff_available", alert_id
-            )
-            if not spec.escalate:
-                return
-        st.alerts.add(alert)
-        if band is not None:
-            self._page(st, alert, band, ctx.ts)
-        else:
-            self.engine.journal_save(alert)
-        for k, esc in enumerate(spec.escalate):
-            self.engine.timers.schedule(ctx.ts + esc.after_s, "escalate", (st.store, alert_id, k))
-
-    def _page(self, st: StoreState, alert: OpenAlert, band: str, ts: float) -> None:
-        alert.bands.append(band)
-        st.staff.busy[band] = alert.id
-        self.engine.journal_save(alert)  # before the page is published: write-ahead
-        page = Alert(
-            id=alert.id,
-            store=alert.store,
-            band=band,
-            ts=ts,
-            rule=alert.rule,
-            priority=alert.spec.priority,
-            zone=alert.zone,
-            message=alert.message,
-            step=alert.step,
-            shopper=alert.summary,
-        )
-        self.engine.emit(page)
-        subject = alert.shopper or alert.bell or alert.zone
-        self.decide(ts, alert.store, alert.rule, "alert", subject, True, "sent", page.delivery_id)
-
-    def escalate(self, st: StoreState, alert_id: str, k: int, due: float) -> None:
-        alert = st.alerts.alerts.get(alert_id)
-        if alert is None or alert.answered or k >= len(alert.spec.escalate):
-            return
-        alert.step = k + 2
-        self.engine.stats.escalations[alert.rule] += 1
-        if not self._reroute(st, alert, alert.spec.escalate[k].to, due):
-            self.engine.journal_save(alert)  # the step is spent even with nobody to page
-
-    def _reroute(self, st: StoreState, alert: OpenAlert, targets: Any, ts: float) -> bool:
-        paged = frozenset(alert.bands) | alert.declined
-        band = st.staff.route(
-            targets, alert.zone or None, alert.advisor, paged, frozenset(alert.declined)
-        )
-        if band is None:
-            subject = alert.shopper or alert.bell or alert.zone
-            reason = "no_staff_available"
-            self.decide(ts, alert.store, alert.rule, "alert", subject, None, reason, alert.id)
-            return False
-        self._page(st, alert, band, ts)
-        return True
-
-    def answer(self, st: StoreState, alert: OpenAlert, ev: StaffAck) -> None:
-        """A staff answer: ack/done stop the escalation; decline passes the alert on now."""
-        if ev.action == "decline":
-            alert.declined.add(ev.band)
-            if st.staff.busy.get(ev.band) == alert.id:
-                del st.staff.busy[ev.band]
-            if not alert.answered:
-                self._reroute(st, alert, (NextNearest(),), ev.ts)
-            self.engine.journal_save(alert)
-            return
-        if alert.acked_at is None:
-            alert.acked_at, alert.acked_by = ev.ts, ev.band
-            self.engine.stats.response_s.setdefault(alert.rule, []).append(ev.ts - alert.created)
-            st.alerts.answered(alert)
-        for band in alert.bands:
-            if band != alert.acked_by and st.staff.busy.get(band) == alert.id:
-                del st.staff.busy[band]
-        if ev.action == "done":
-            alert.closed_at = ev.ts
-            if alert.acked_by is not None and st.staff.busy.get(alert.acked_by) == alert.id:
-                del st.staff.busy[alert.acked_by]
-        else:
-            st.staff.busy[ev.band] = alert.id
-        self.engine.journal_save(alert)
-
-    # ------------------------------------------------------------------ records
-
-    def _admit(self, ticket: Ticket, ts: float, *, fail_open: bool) -> str | None:
-        try:
-            return self.engine.guards.admit(ticket, ts)
-        except GuardStoreError:
-            self.engine.stats.guard_errors += 1
-            return None if fail_open else "guard_store_unavailable"
-
-    def decide(
-        self,
-        ts: float,
-        store: str,
-        rule: str,
-        kind: str,
-        subject: str,
-        sent: bool | None,
-        reason: str | None,
-        action_id: str,
-    ) -> None:
-        sent_ok = bool(sent)
-        why = reason or ("sent" if sent_ok else "suppressed")
-        stats = self.engine.stats
-        if sent_ok:
-            stats.sent[(rule, kind)] += 1
-        else:
-            stats.suppressed[(rule, why)] += 1
-        if self.on_decision is not None:
-            self.on_decision(Decision(ts, store, rule, kind, subject, sent_ok, why, action_id))
-
-
-def _subject(ctx: Context) -> str:
-    return ctx.shopper or ctx.bell or ctx.zone or ctx.receipt or "-"
-
 
 def in_holdout(shopper: str, rule: str, share: float) -> bool:
     """Deterministic per shopper and rule: the same shopper is always in or out."""
     digest = hashlib.blake2b(f"holdout\x1f{rule}\x1f{shopper}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < share
-
-
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def render(template: str, ctx: Context) -> str:
-    try:
-        return template.format_map(_Blank(ctx.fields()))
-    except (ValueError, IndexError, AttributeError):
-        return template

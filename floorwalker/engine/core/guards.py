@@ -10,8 +10,13 @@ All times are the engine's clock, never the wall clock.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
+
+import orjson
+
+from floorwalker.errors import StateError
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +189,36 @@ class InMemoryGuardStore:
         for c in doomed_codes:
             del self._coupons[c]
         return removed + len(doomed_codes)
+
+    def snapshot(self) -> bytes:
+        """Everything this store holds, as bytes (replay saves its guard state in pieces)."""
+        doc = {
+            "seen": self._seen,
+            "actions": self._actions,
+            "counters": self._counters,
+            "cooldown": self._cooldown,
+            "budgets": self._budgets,
+            "fatigue": self._fatigue,
+            "coupons": [dataclasses.astuple(c) for c in self._coupons.values()],
+            "redeemed": sorted(self._redeemed),
+        }
+        return orjson.dumps(doc)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the content with what :meth:`snapshot` wrote."""
+        try:
+            doc = orjson.loads(data)
+            self._seen = dict(doc["seen"])
+            self._actions = dict(doc["actions"])
+            self._counters = {k: (v, e) for k, (v, e) in doc["counters"].items()}
+            self._cooldown = dict(doc["cooldown"])
+            self._budgets = {k: (n, a) for k, (n, a) in doc["budgets"].items()}
+            self._fatigue = {k: (n, t) for k, (n, t) in doc["fatigue"].items()}
+            coupons = [CouponRecord(*c) for c in doc["coupons"]]
+            self._redeemed = set(doc["redeemed"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"saved guard state is damaged: {exc!r}") from exc
+        self._coupons = {c.code: c for c in coupons}
 
     def __len__(self) -> int:
         return sum(

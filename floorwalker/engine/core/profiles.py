@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from floorwalker.errors import ConfigError
+from floorwalker.errors import ConfigError, StateError
 from floorwalker.rules.model import SEGMENTS, TIERS
 
 
@@ -159,6 +159,19 @@ class ProfileBook:
 
     def put(self, profile: Profile) -> None:
         self._profiles[profile.shopper] = profile
+
+    def snapshot(self) -> bytes:
+        """Every profile as JSON Lines bytes (replay saves what its visits changed)."""
+        return b"".join(orjson.dumps(p.to_json()) + b"\n" for p in self._profiles.values())
+
+    def restore(self, data: bytes) -> None:
+        """Replace the book with one :meth:`snapshot` wrote."""
+        try:
+            rows = [orjson.loads(line) for line in data.splitlines() if line.strip()]
+            profiles = [parse_profile(r) for r in rows]
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            raise StateError(f"saved profiles are damaged: {exc}") from exc
+        self._profiles = {p.shopper: p for p in profiles}
 
     def forget(self, shopper: str) -> bool:
         return self._profiles.pop(shopper, None) is not None

@@ -1,36 +1,34 @@
-"""Per-store engine state, keyed by store and then by entity.
+"""What one store remembers about its floor: presence, staff, alerts, trigger windows.
 
-Everything the core remembers about a store lives here, so that a store's events
-can be processed by one partition holding exactly this state.
+The domain half of a store unit (:class:`~floorwalker.engine.core.store.Store`
+holds the other half: its clock, timers, reorder buffer, dedup window and
+outbox). Nothing here is shared with another store.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.alerts import AlertBook
 from floorwalker.engine.core.context import Context
-from floorwalker.engine.core.index import CompiledRules, StoreIndex
+from floorwalker.engine.core.index import CompiledRules
 from floorwalker.engine.core.presence import PresenceSettings, PresenceTracker
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.staff import StaffRoster
 from floorwalker.rules.model import Count, Sequence
-
-if TYPE_CHECKING:
-    from floorwalker.engine.core.engine import EngineSettings
 
 
 class StoreState:
     def __init__(
         self,
         registry: Registry,
-        index: StoreIndex,
+        compiled: CompiledRules,
         presence: PresenceSettings,
         staff_presence: PresenceSettings,
     ) -> None:
         self.store = registry.store
         self.registry = registry
-        self.index = index
+        self.compiled = compiled
+        self.index = compiled.stores[registry.store]
         self.presence = PresenceTracker(presence)
         self.staff = StaffRoster(registry, staff_presence)
         self.alerts = AlertBook()
@@ -52,9 +50,10 @@ class StoreState:
         self.generation = 0
         """Bumped by every reload; dwell timers of older generations are ignored."""
 
-    def rebind(self, registry: Registry, index: StoreIndex) -> None:
+    def rebind(self, registry: Registry, compiled: CompiledRules) -> None:
         self.registry = registry
-        self.index = index
+        self.compiled = compiled
+        self.index = compiled.stores[registry.store]
         self.staff.registry = registry
         self.generation += 1
 
@@ -92,9 +91,7 @@ class StoreState:
 
     # ------------------------------------------------------------------ housekeeping
 
-    def sweep(
-        self, now: float, settings: EngineSettings, compiled: CompiledRules
-    ) -> list[tuple[str, float]]:
+    def sweep(self, now: float, settings: EngineSettings) -> list[tuple[str, float]]:
         """Forget expired state; return the (shopper, visit start) of visits forgotten."""
         for shopper, gone in self.presence.expire(now):
             self.visits[shopper] = gone.visit_start
@@ -103,6 +100,7 @@ class StoreState:
         expired = [(s, v) for s, v in self.visits.items() if now - v >= ttl]
         for shopper, _ in expired:
             del self.visits[shopper]
+        compiled = self.compiled
         rules = compiled.rules
         self.seq_first = {
             k: t

@@ -29,9 +29,11 @@ from floorwalker.devices.events import (
 )
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.actions import Action, Alert, Decision, Offer
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.alerts import AlertJournal
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore
 from floorwalker.engine.core.profiles import Profile, ProfileBook
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.rules.model import RuleSet
 
 #: 2026-11-23 09:00:00 Asia/Shanghai — a Monday morning, handy for daypart tests.
@@ -61,6 +63,7 @@ class StoreScenario:
         profiles: Iterable[Profile] = (),
         settings: EngineSettings | None = None,
         guards: GuardStore | None = None,
+        journal: AlertJournal | None = None,
         device_health: bool = False,
     ) -> None:
         if not isinstance(rules, RuleSet):
@@ -84,6 +87,7 @@ class StoreScenario:
             guards=guards,
             settings=settings,
             on_decision=self.decisions.append,
+            journal=journal,
         )
         self.actions: list[Action] = []
         self.rejections: list[str] = []

@@ -16,12 +16,23 @@ import heapq
 from collections.abc import Hashable
 from typing import NamedTuple
 
+from floorwalker.devices.events import Event
+
 
 class Timer(NamedTuple):
     due: float
     seq: int
     kind: str
     args: tuple[Hashable, ...]
+
+
+class Held(NamedTuple):
+    """An event in a store's reorder buffer (lateness > 0), released in timestamp order."""
+
+    ts: float
+    order_key: str
+    seq: int
+    event: Event
 
 
 class TimerQueue:
@@ -31,9 +42,22 @@ class TimerQueue:
         self.heap: list[Timer] = []
         self._seq = 0
 
-    def schedule(self, due: float, kind: str, args: tuple[Hashable, ...]) -> None:
+    def schedule(self, due: float, kind: str, args: tuple[Hashable, ...]) -> int:
+        """Set a timer; return its sequence number (unique within this queue)."""
         self._seq += 1
         heapq.heappush(self.heap, Timer(due, self._seq, kind, args))
+        return self._seq
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number handed out (saved with the queue, so order survives)."""
+        return self._seq
+
+    def load(self, timers: list[Timer], seq: int) -> None:
+        """Replace the queue's content (restore from a snapshot)."""
+        self.heap[:] = timers
+        heapq.heapify(self.heap)
+        self._seq = seq
 
     def next_due(self) -> float | None:
         return self.heap[0].due if self.heap else None

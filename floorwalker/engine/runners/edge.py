@@ -29,9 +29,10 @@ from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
 from floorwalker.engine.core.actions import Action
 from floorwalker.engine.core.alerts import AlertJournal, NoJournal
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings
@@ -206,7 +207,7 @@ class EdgeRunner:
                 self._sync_metrics(engine)
 
     def _wait(self, engine: Engine) -> Inbound | None:
-        due = engine.timers.next_due()
+        due = engine.next_due()
         timeout = IDLE_WAIT_S
         if due is not None:
             timeout = min(timeout, max(0.0, due + self.settings.lateness_s - time.time()))

@@ -10,6 +10,13 @@ bounded.
 Outgoing actions are published with QoS 1; paho retries until the broker's
 PUBACK, across reconnects, and the action keeps its id, so a device that sees
 a retry can tell. ``pending`` counts what awaits a PUBACK.
+
+:class:`MqttClient` is the small client of everything that is not the runner:
+the simulated devices, the dashboard's probe, the benchmarks' processes. It has
+a clean session, its own network thread, and its subscriptions made again on
+every (re)connect; :meth:`MqttClient.connect` returns once the broker has
+accepted the session and acknowledged the subscriptions, so nothing published
+after it returns is missed. This module is the only one that imports paho.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from types import TracebackType
+from typing import Any, NamedTuple, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from floorwalker.errors import ServiceError
 
 log = logging.getLogger("floorwalker.mqtt")
 
@@ -157,3 +167,106 @@ def _nodelay(_c: paho.Client, _u: Any, sock: Any) -> None:
     """Nagle's algorithm adds ~1.7 ms per small QoS 1 message at 1k msg/s."""
     with contextlib.suppress(OSError):  # not a TCP socket (e.g. a unix socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+MessageHandler = Callable[[str, bytes], None]
+"""``(topic, payload)``, called on paho's network thread: keep it short, never block."""
+
+
+class MqttClient:
+    """A clean-session MQTT client with its own network thread; QoS 1 by default.
+
+    ``on_message`` and ``on_puback`` (the message id of a QoS 1 publish the
+    broker acknowledged) run on paho's network thread.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        host: str,
+        port: int,
+        *,
+        subscriptions: Sequence[str] = (),
+        on_message: MessageHandler | None = None,
+        on_puback: Callable[[int], None] | None = None,
+        max_inflight: int = 100,
+        keepalive_s: int = 30,
+    ) -> None:
+        self.client_id, self.host, self.port = client_id, host, port
+        self.subscriptions = tuple(subscriptions)
+        self.keepalive_s = keepalive_s
+        self._ready = threading.Event()
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_socket_open = _nodelay
+        if on_message is not None:
+            handler = on_message
+
+            def deliver(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+                handler(msg.topic, bytes(msg.payload))
+
+            client.on_message = deliver
+        if on_puback is not None:
+            acked = on_puback
+
+            def puback(_c: paho.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+                acked(mid)
+
+            client.on_publish = puback
+        self._client = client
+
+    def connect(self, timeout_s: float = 10.0) -> Self:
+        """Connect and subscribe; raises :class:`ServiceError` if the broker does not answer."""
+        try:
+            self._client.connect(self.host, self.port, keepalive=self.keepalive_s)
+        except OSError as exc:
+            raise ServiceError(
+                f"{self.client_id}: cannot reach the broker {self.host}:{self.port}: {exc}"
+            ) from exc
+        self._client.loop_start()
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise ServiceError(
+                f"{self.client_id}: the broker {self.host}:{self.port} did not answer in time"
+            )
+        return self
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> int:
+        """Queue ``payload`` on ``topic``; returns the message id (see ``on_puback``)."""
+        return self._client.publish(topic, payload, qos=qos).mid
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread (idempotent)."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> Self:
+        return self.connect()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("%s: broker refused the connection: %s", self.client_id, reason)
+            return
+        if self.subscriptions:
+            client.subscribe([(topic, 1) for topic in self.subscriptions])
+        else:
+            self._ready.set()
+
+    def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, _codes: Any, _p: Any) -> None:
+        self._ready.set()

@@ -19,8 +19,9 @@ from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Event, Rejection
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.actions import Action, Decision
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.profiles import ProfileSource
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.runners.step import (
     DeadLetter,
     ErrorPolicy,

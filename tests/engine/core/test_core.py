@@ -13,8 +13,8 @@ import pytest
 
 from floorwalker.devices.events import Event
 from floorwalker.engine.core.actions import Alert, Decision, Offer
-from floorwalker.engine.core.engine import EngineSettings
 from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
 from tests.engine.conftest import DAY, PERMISSIVE_POLICY, PROFILES, STORE, place_staff, write_rules
@@ -748,10 +748,10 @@ def test_reload_keeps_presence_and_dwell(catalog: RuleSet, tmp_path: Path) -> No
     sc = StoreScenario(catalog, STORE, profiles=PROFILES)
     sc.linger("app-vip", "b-dairy", start=T0, seconds=20)
     sc.run_until(T0 + 5)
-    assert sc.engine.stores["s001"].presence.zone_of("app-vip") == "dairy-chilled"
+    assert sc.engine.stores["s001"].state.presence.zone_of("app-vip") == "dairy-chilled"
     assert len(sc.alerts("vip-advisor")) == 1
     sc.engine.reload(load_catalog_plus(tmp_path, catalog))
-    assert sc.engine.stores["s001"].presence.zone_of("app-vip") == "dairy-chilled"
+    assert sc.engine.stores["s001"].state.presence.zone_of("app-vip") == "dairy-chilled"
     sc.run_until(T0 + 60)
     # no second visit start, and the dwell still counts from T0
     assert len(sc.alerts("vip-advisor")) == 1
@@ -782,7 +782,7 @@ def test_forget_shopper_erases_state_and_pending_work(catalog: RuleSet) -> None:
     sc.pos_item(T0 + 30, category="yogurt", shopper="app-loyal")
     sc.linger("app-vip", "b-dairy", start=T0, seconds=25)
     sc.run_until(T0 + 30)
-    st = sc.engine.stores["s001"]
+    st = sc.engine.stores["s001"].state
     assert st.presence.zone_of("app-loyal") == "cosmetics"
     assert sc.engine.active_shoppers() == 2
     removed = sc.engine.forget_shopper("app-loyal")
@@ -806,7 +806,7 @@ def test_forget_shopper_erases_alerts_that_name_them(catalog: RuleSet) -> None:
     sc.run_until(T0 + 10)
     assert len(sc.alerts("vip-advisor")) == 1
     sc.engine.forget_shopper("app-vip")
-    st = sc.engine.stores["s001"]
+    st = sc.engine.stores["s001"].state
     assert [a.id for a in st.alerts.alerts.values() if a.shopper == "app-vip"] == []
     assert all(key[1] != "app-vip" for key in st.alerts.open_by_source)
 
@@ -1005,7 +1005,7 @@ def test_location_state_expires_after_a_day(catalog: RuleSet) -> None:
     sc = StoreScenario(catalog, STORE, profiles=PROFILES)
     sc.linger("app-anon", "b-dairy", start=T0, seconds=20)
     sc.run_until(T0 + HOUR)
-    st = sc.engine.stores["s001"]
+    st = sc.engine.stores["s001"].state
     assert sc.engine.active_shoppers() == 0  # unseen for 30 min: gone
     assert st.visit_start("app-anon") == T0
     sc.run_until(T0 + DAY + 120)

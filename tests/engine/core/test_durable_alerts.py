@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from floorwalker.engine.core.alerts import OpenAlert
-from floorwalker.engine.core.engine import EngineSettings
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
 from tests.engine.conftest import PROFILES, STORE
@@ -23,8 +23,7 @@ class MemoryJournal:
 
 
 def staffed(catalog: RuleSet, journal: MemoryJournal) -> StoreScenario:
-    sc = StoreScenario(catalog, STORE, profiles=PROFILES)
-    sc.engine.journal = journal
+    sc = StoreScenario(catalog, STORE, profiles=PROFILES, journal=journal)
     for band, beacon in (("band-07", "b-dairy"), ("band-08", "b-coffee"), ("band-01", "b-door")):
         sc.linger(band, beacon, start=T0 - 5, seconds=400, staff=True)
     return sc

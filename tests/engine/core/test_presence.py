@@ -152,7 +152,7 @@ def test_engine_fast_path_agrees_with_observe() -> None:
     for ev in events:
         engine.feed(ev)
         tracker.observe(ev.subject, ev.zone, ev.ts, ev.rssi, ev.beacon)
-        fast, slow = engine.stores["s1"].presence.states["s"], tracker.states["s"]
+        fast, slow = engine.stores["s1"].state.presence.states["s"], tracker.states["s"]
         for field in ("zone", "since", "last_seen", "seen", "last_zone", "visit_start"):
             assert getattr(fast, field) == getattr(slow, field), (ev.ts - T, field)
         assert (fast.cand is None) == (slow.cand is None)

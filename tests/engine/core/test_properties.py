@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from floorwalker.devices.events import Event
 from floorwalker.engine.core.actions import Action
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
 from tests.engine.conftest import PROFILES, STORE

@@ -99,8 +99,7 @@ def test_an_unreachable_redis_is_a_guard_store_error() -> None:
 
 
 def staffed(catalog: RuleSet, journal: RedisAlertJournal) -> StoreScenario:
-    sc = StoreScenario(catalog, STORE, profiles=PROFILES)
-    sc.engine.journal = journal
+    sc = StoreScenario(catalog, STORE, profiles=PROFILES, journal=journal)
     for band, beacon in (("band-07", "b-dairy"), ("band-08", "b-coffee"), ("band-01", "b-door")):
         sc.linger(band, beacon, start=T0 - 5, seconds=400, staff=True)
     return sc

@@ -59,9 +59,10 @@ import orjson
 
 from floorwalker.devices.registry import Registry, Zone
 from floorwalker.engine.core.actions import Alert, Decision
-from floorwalker.engine.core.engine import Engine, EngineSettings
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.presence import PresenceSettings
 from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.rules.loader import load_rules_for
 from floorwalker.rules.model import (
     AlertSpec,
@@ -84,7 +85,7 @@ from floorwalker.simulators.store import (
 )
 from floorwalker.simulators.traffic import TrafficSettings, load_layout
 
-CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
+CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
 
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.95

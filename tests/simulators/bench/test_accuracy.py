@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from floorwalker.simulators import bench_accuracy
-from floorwalker.simulators.bench_accuracy import AccuracySettings, run_accuracy_bench, score_dwell
+from floorwalker.simulators.bench import accuracy as bench_accuracy
+from floorwalker.simulators.bench.accuracy import AccuracySettings, run_accuracy_bench, score_dwell
 from floorwalker.simulators.store import Interval, Truth
 from floorwalker.simulators.traffic import TrafficSettings
 

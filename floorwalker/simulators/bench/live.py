@@ -9,7 +9,7 @@ One run, on this machine, everything on loopback:
    (bell press -> alert now, escalated 1 s later if nobody answered;
    infant-formula POS line -> coupon, no caps) and 2,000 consenting profiles,
    imported into Redis;
-3. **floor**: a minimal paho echo process (:func:`.live_procs.echo_main`) on
+3. **floor**: a minimal paho echo process (:func:`.live_clients.echo_main`) on
    its own topic prefix: QoS 1 in, ``orjson.loads``, a QoS 1 reply for the
    messages the engine would act on. Offered load from a separate generator
    process at each rate; the probe process measures publish -> reply;
@@ -23,7 +23,7 @@ One run, on this machine, everything on loopback:
    process, since they all share this machine's cores;
 5. prints a table with engine/floor ratios and the targets, and writes ``--json``.
 
-The workload (:class:`.live_procs.Workload`) is deterministic in the event
+The workload (:class:`.live_clients.Workload`) is deterministic in the event
 number: 0.5 % bell presses (one alert at once and one escalation 1 s later,
 which the probe answers with ``done``), 1 % infant-formula POS lines (one
 coupon each), 98.5 % beacon sightings of 2,000 shoppers.
@@ -61,8 +61,8 @@ import yaml
 
 from floorwalker import services
 from floorwalker.errors import ConfigError, ServiceError
-from floorwalker.simulators import live_procs
-from floorwalker.simulators.bench_core import code_state
+from floorwalker.simulators.bench import live_clients
+from floorwalker.simulators.bench.core import code_state
 from floorwalker.simulators.traffic import DEMO_REGISTRY
 
 FLOOR_PREFIX: Final = "fwfloor"
@@ -300,9 +300,11 @@ class _Setup:
 
 def _write_inputs(workdir: Path) -> _Setup:
     raw = yaml.safe_load(DEMO_REGISTRY.read_text(encoding="utf-8"))
-    raw["store"] = live_procs.STORE
+    raw["store"] = live_clients.STORE
     zones = list(raw["zones"])
-    raw["bells"] = {b: {"zone": zones[k % len(zones)]} for k, b in enumerate(live_procs.bell_ids())}
+    raw["bells"] = {
+        b: {"zone": zones[k % len(zones)]} for k, b in enumerate(live_clients.bell_ids())
+    }
     registry = workdir / "bench-store.yaml"
     registry.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     rules = workdir / "rules"
@@ -311,7 +313,7 @@ def _write_inputs(workdir: Path) -> _Setup:
         (rules / name).write_text(text, encoding="utf-8")
     profiles = workdir / "profiles.jsonl"
     with profiles.open("wb") as f:
-        for k, shopper in enumerate(live_procs.shopper_ids()):
+        for k, shopper in enumerate(live_clients.shopper_ids()):
             f.write(
                 orjson.dumps(
                     {
@@ -660,8 +662,8 @@ def _servers(env_cfg: LiveSettings, stack: contextlib.ExitStack, workdir: Path) 
 def _floor_phase(env: _Env) -> list[dict[str, Any]]:
     env.say("floor: paho echo process (QoS 1 in, orjson.loads, QoS 1 reply)")
     assert env.probe is not None
-    echo = env.spawn("echo", live_procs.echo_main, FLOOR_PREFIX)
-    gen = env.spawn("generator", live_procs.generator_main, FLOOR_PREFIX)
+    echo = env.spawn("echo", live_clients.echo_main, FLOOR_PREFIX)
+    gen = env.spawn("generator", live_clients.generator_main, FLOOR_PREFIX)
     cpu = _Cpu({**env.pids, "echo": echo.process.pid, "generator": gen.process.pid})
     bench = _Bench(env.cfg, gen, env.probe, env.say)
     count = _processed_fn("floor", echo, None)
@@ -699,7 +701,7 @@ def _engine_phase(env: _Env, runner_info: dict[str, Any]) -> list[dict[str, Any]
     else:
         _require_loopback(metrics, "--metrics")
         env.say(f"engine: the runner on {env.mqtt_url}, metrics {metrics}")
-    gen = env.spawn("generator", live_procs.generator_main, ENGINE_PREFIX)
+    gen = env.spawn("generator", live_clients.generator_main, ENGINE_PREFIX)
     cpu = _Cpu({**env.pids, "generator": gen.process.pid})
     bench = _Bench(cfg, gen, env.probe, env.say)
     count = _processed_fn("engine", None, metrics)
@@ -730,7 +732,7 @@ def run_live_bench(cfg: LiveSettings, out: TextIO | None = None) -> dict[str, An
         env.pids.update(srv["pids"], bench=os.getpid())
         env.broker_inflight = srv["inflight"]
         say(f"bench live: broker {env.mqtt_url}, redis {env.redis_url}, workdir {workdir}")
-        env.probe = env.spawn("probe", live_procs.probe_main, ENGINE_PREFIX)
+        env.probe = env.spawn("probe", live_clients.probe_main, ENGINE_PREFIX)
         env.pids["probe"] = env.probe.process.pid
         if cfg.floor:
             results["floor"] = _floor_phase(env)
@@ -748,11 +750,11 @@ def run_live_bench(cfg: LiveSettings, out: TextIO | None = None) -> dict[str, An
             "runner_link_max_inflight": 200,
             "generator_max_inflight": cfg.gen_inflight,
             "workload": {
-                "bell_share": 1 / live_procs.BELL_EVERY,
-                "formula_share": 1 / live_procs.FORMULA_EVERY,
-                "sighting_share": 1 - 1 / live_procs.BELL_EVERY - 1 / live_procs.FORMULA_EVERY,
-                "shoppers": live_procs.SHOPPERS,
-                "bells": live_procs.BELLS,
+                "bell_share": 1 / live_clients.BELL_EVERY,
+                "formula_share": 1 / live_clients.FORMULA_EVERY,
+                "sighting_share": 1 - 1 / live_clients.BELL_EVERY - 1 / live_clients.FORMULA_EVERY,
+                "shoppers": live_clients.SHOPPERS,
+                "bells": live_clients.BELLS,
                 "staff": setup.staff,
                 "escalate_after_s": ESCALATE_S,
             },

@@ -50,8 +50,8 @@ from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules
 from floorwalker.simulators.store import LARGE_REGISTRY, Simulation, SimulationSettings, simulate
 from floorwalker.simulators.traffic import TrafficSettings, load_layout
 
-CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
-DOCS_BENCH = Path(__file__).resolve().parent.parent.parent / "docs" / "bench"
+CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
+DOCS_BENCH = Path(__file__).resolve().parents[3] / "docs" / "bench"
 
 SCALING_TRAFFIC = TrafficSettings(stops_mean=2.0, dwell_mean_s=30.0, buy_share=0.6)
 """Shorter visits than the default walk (fewer zones): the same in-store crowd
@@ -230,7 +230,7 @@ def shoppers_point(cfg: ScalingSettings, n: int, catalog: RuleSet | None) -> dic
         "events_per_s": round(len(measure) / seconds) if seconds > 0 else None,
         "engine_bytes": grown,
         "bytes_per_tracked_shopper": round(grown / max(1, tracked)),
-        "pending_timers": len(engine.timers),
+        "pending_timers": engine.pending_timers(),
     }
     del engine, measure, it, sim, first
     gc.collect()

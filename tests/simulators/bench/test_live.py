@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from floorwalker.simulators.bench_live import main
+from floorwalker.simulators.bench.live import main
 
 pytestmark = pytest.mark.integration
 

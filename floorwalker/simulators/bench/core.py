@@ -85,7 +85,7 @@ from floorwalker.simulators.traffic import (
     load_layout,
 )
 
-CATALOG = Path(__file__).resolve().parent.parent / "rules" / "catalog"
+CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
 
 TARGET_EVENTS_PER_S = 250_000.0
 TARGET_EXTRA_RATIO = 1.3
@@ -427,7 +427,7 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
     active = engine.active_shoppers()
-    timers = len(engine.timers)
+    timers = engine.pending_timers()
     sites = [
         {
             "where": f"{_short(frame.filename)}:{frame.lineno}",
@@ -484,7 +484,7 @@ def _rss_in_child(cfg: BenchSettings, wire: Sequence[tuple[str, bytes]]) -> int 
         spec = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
         code = (
             "import sys, orjson\n"
-            "from floorwalker.simulators.bench_core import _rss_child_main\n"
+            "from floorwalker.simulators.bench.core import _rss_child_main\n"
             "print(orjson.dumps(_rss_child_main(sys.argv[1], sys.argv[2])).decode())\n"
         )
         try:
@@ -554,7 +554,7 @@ def _profile(
 
 def code_state() -> dict[str, Any]:
     """Which engine was measured: the commit, and whether the core had local changes."""
-    root = Path(__file__).resolve().parent.parent.parent
+    root = Path(__file__).resolve().parents[3]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

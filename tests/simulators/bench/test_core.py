@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from floorwalker.rules.loader import load_rules
-from floorwalker.simulators.bench_core import BenchSettings, format_report, main, run_core_bench
+from floorwalker.simulators.bench.core import BenchSettings, format_report, main, run_core_bench
 from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules_dir
 
 TINY = BenchSettings(

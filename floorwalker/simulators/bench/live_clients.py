@@ -30,10 +30,18 @@ from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import orjson
-import paho.mqtt.client as paho
 
-from floorwalker.dashboards import _mqtt
-from floorwalker.devices.topics import inbound_filters
+from floorwalker.devices.topics import (
+    OutboundKind,
+    ack_topic,
+    action_filters,
+    beacon_topic,
+    bell_topic,
+    inbound_filters,
+    parse_outbound,
+    pos_topic,
+)
+from floorwalker.engine.runners.mqtt import MqttClient
 
 STORE: Final = "s001"
 BELL_EVERY: Final = 200
@@ -88,9 +96,9 @@ class Workload:
         """(beacon, gateway) pairs of the registry."""
         self.bells = bell_ids()
         self.shoppers = shopper_ids()
-        self._beacon_topics = [f"{prefix}/{STORE}/beacon/{gw}" for _, gw in beacons]
-        self._bell_topics = [f"{prefix}/{STORE}/bell/{b}" for b in self.bells]
-        self._pos_topics = [f"{prefix}/{STORE}/pos/{t}" for t in TERMINALS]
+        self._beacon_topics = [beacon_topic(STORE, gw, prefix=prefix) for _, gw in beacons]
+        self._bell_topics = [bell_topic(STORE, b, prefix=prefix) for b in self.bells]
+        self._pos_topics = [pos_topic(STORE, t, prefix=prefix) for t in TERMINALS]
 
     def message(self, i: int, ts: float) -> tuple[str, bytes]:
         kind = kind_of(i)
@@ -131,15 +139,18 @@ def generator_main(conn: Connection, host: str, port: int, spec: dict[str, Any])
     load = Workload(spec["prefix"], spec["run"], beacons)
     acked = [0]
     lock = threading.Lock()
-    client = _mqtt.connect(
-        f"bench-live-gen-{spec['run']}", host, port, max_inflight=int(spec.get("inflight", 1000))
-    )
 
-    def on_publish(_c: paho.Client, _u: Any, _mid: int, _r: Any, _p: Any) -> None:
+    def on_puback(_mid: int) -> None:
         with lock:
             acked[0] += 1
 
-    client.on_publish = on_publish
+    client = MqttClient(
+        f"bench-live-gen-{spec['run']}",
+        host,
+        port,
+        on_puback=on_puback,
+        max_inflight=int(spec.get("inflight", 1000)),
+    ).connect()
     conn.send({"ready": True})
     try:
         while True:
@@ -150,11 +161,11 @@ def generator_main(conn: Connection, host: str, port: int, spec: dict[str, Any])
                 acked[0] = 0
             conn.send(_send(client, load, cmd, acked, lock))
     finally:
-        _mqtt.close(client)
+        client.close()
 
 
 def _send(
-    client: paho.Client,
+    client: MqttClient,
     load: Workload,
     cmd: dict[str, Any],
     acked: list[int],
@@ -186,7 +197,7 @@ def _send(
         burst = min(due, i + 64)  # look at the clock again at least every 64 messages
         while i < burst:
             topic, payload = message(start + i, clock())
-            publish(topic, payload, qos=1)
+            publish(topic, payload)
             i += 1
     elapsed = perf() - t0
     with lock:
@@ -218,7 +229,7 @@ def echo_main(conn: Connection, host: str, port: int, spec: dict[str, Any]) -> N
     """The floor: decode every inbound message, reply (QoS 1) to the triggering ones."""
     counts = {"received": 0, "replies": 0, "bad": 0}
     lock = threading.Lock()
-    holder: list[paho.Client] = []
+    holder: list[MqttClient] = []
 
     def on_message(topic: str, payload: bytes) -> None:
         try:
@@ -235,18 +246,16 @@ def echo_main(conn: Connection, host: str, port: int, spec: dict[str, Any]) -> N
             if reply:
                 counts["replies"] += 1
         if reply and holder:
-            holder[0].publish(
-                REPLY_TOPIC, orjson.dumps({"id": obj.get("id"), "ts": obj.get("ts")}), qos=1
-            )
+            holder[0].publish(REPLY_TOPIC, orjson.dumps({"id": obj.get("id"), "ts": obj.get("ts")}))
 
-    client = _mqtt.connect(
+    client = MqttClient(
         f"bench-live-echo-{spec['run']}",
         host,
         port,
         subscriptions=inbound_filters(prefix=spec["prefix"]),
         on_message=on_message,
         max_inflight=int(spec.get("inflight", 1000)),
-    )
+    ).connect()
     holder.append(client)
     conn.send({"ready": True})
     try:
@@ -257,7 +266,7 @@ def echo_main(conn: Connection, host: str, port: int, spec: dict[str, Any]) -> N
             with lock:
                 conn.send(dict(counts))
     finally:
-        _mqtt.close(client)
+        client.close()
 
 
 # --------------------------------------------------------------------------- probe
@@ -270,7 +279,7 @@ class _Probe:
         self.prefix = prefix
         self.run = run
         self.lock = threading.Lock()
-        self.client: paho.Client | None = None
+        self.client: MqttClient | None = None
         self.seen: set[tuple[str, int]] = set()
         self.acks = 0
         self.state: dict[str, Any] = {}
@@ -304,8 +313,7 @@ class _Probe:
             band, alert, n = ack
             body = {"id": f"done-{self.run}-{n}", "ts": time.time(), "alert": alert}
             body["action"] = "done"
-            topic = f"{self.prefix}/{STORE}/band/{band}/ack"
-            self.client.publish(topic, orjson.dumps(body), qos=1)
+            self.client.publish(ack_topic(STORE, band, prefix=self.prefix), orjson.dumps(body))
 
     def _count(
         self, topic: str, obj: dict[str, Any], arrival: float, latency: float
@@ -322,7 +330,10 @@ class _Probe:
             state["duplicates"] += 1
             return None
         self.seen.add(key)
-        if topic.endswith("/offer"):
+        action = parse_outbound(topic, self.prefix)
+        if action is None:
+            state["alerts_other"] += 1
+        elif action.kind is OutboundKind.OFFER:
             state["offers"] += 1
             state["event_latency_s"].append(latency)
         elif step == 1:
@@ -333,7 +344,8 @@ class _Probe:
             state["timer_lateness_s"].append(latency)
             state["acks_sent"] += 1
             self.acks += 1
-            return topic.split("/")[-2], key[0], self.acks
+            assert action.target is not None  # an alert's band
+            return action.target, key[0], self.acks
         else:
             state["alerts_other"] += 1
         return None
@@ -343,15 +355,15 @@ def probe_main(conn: Connection, host: str, port: int, spec: dict[str, Any]) -> 
     """Receive actions and echo replies; ``{"op": "collect"}`` returns and resets what came."""
     prefix = spec["prefix"]
     probe = _Probe(prefix, spec["run"])
-    subs = (f"{prefix}/+/shopper/+/offer", f"{prefix}/+/band/+/alert", REPLY_TOPIC)
-    probe.client = _mqtt.connect(
+    subs = (*action_filters(prefix=prefix), REPLY_TOPIC)
+    probe.client = MqttClient(
         f"bench-live-probe-{spec['run']}",
         host,
         port,
         subscriptions=subs,
         on_message=probe.on_message,
         max_inflight=1000,
-    )
+    ).connect()
     conn.send({"ready": True})
     try:
         while True:
@@ -368,4 +380,4 @@ def probe_main(conn: Connection, host: str, port: int, spec: dict[str, Any]) -> 
             else:
                 break
     finally:
-        _mqtt.close(probe.client)
+        probe.client.close()

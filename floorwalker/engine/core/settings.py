@@ -1,0 +1,27 @@
+"""The core's settings: one frozen value, shared read-only by every store unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from floorwalker.engine.core.presence import PresenceSettings
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    staff_presence: PresenceSettings = field(
+        default_factory=lambda: PresenceSettings(visit_gap_s=12 * 3600.0)
+    )
+    lateness_s: float = 0.0
+    """Reorder window: hold events this long and process them in timestamp order."""
+    max_late_s: float = 60.0
+    max_future_s: float = 30.0
+    dedup_ttl_s: float = 86400.0
+    location_ttl_s: float = 86400.0
+    """Location-derived state (visit history) is forgotten after this (privacy)."""
+    alert_keep_s: float = 3600.0
+    sweep_every_s: float = 60.0
+    device_silence_s: float = 300.0
+    """A gateway silent, or any device reporting offline, this long pages the manager."""
+    health_every_s: float = 15.0

@@ -1,0 +1,204 @@
+"""Saving and restoring a store unit.
+
+The property: for any traffic and any cut point, run -> snapshot -> restore into
+a fresh engine -> continue gives byte-identical actions and decisions to the
+uninterrupted run. The guard store and the profiles are external (Redis when
+live) and survive the "crash", so both runs share them; replay's in-memory ones
+are saved by their own snapshots, tested here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from floorwalker.devices.events import Event
+from floorwalker.engine.core import snapshot as codec
+from floorwalker.engine.core.actions import Action, Decision
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.guards import InMemoryGuardStore
+from floorwalker.engine.core.profiles import ProfileBook
+from floorwalker.engine.core.settings import EngineSettings
+from floorwalker.engine.core.testing import T0, StoreScenario
+from floorwalker.errors import StateError
+from floorwalker.rules.model import RuleSet
+from tests.engine.conftest import PROFILES, STORE
+from tests.engine.core.test_properties import build, scripts
+
+SID: str = STORE["store"]
+
+
+class World:
+    """What outlives an engine process: the guard store, the profiles, the output."""
+
+    def __init__(self, catalog: RuleSet, lateness: float) -> None:
+        self.catalog = catalog
+        self.settings = EngineSettings(lateness_s=lateness, device_silence_s=float("inf"))
+        self.registry = StoreScenario(RuleSet(()), STORE).registry
+        self.guards = InMemoryGuardStore()
+        self.profiles = ProfileBook({p.shopper: p for p in PROFILES})
+        self.actions: list[Action] = []
+        self.decisions: list[Decision] = []
+
+    def engine(self) -> Engine:
+        return Engine(
+            self.catalog,
+            {SID: self.registry},
+            profiles=self.profiles,
+            guards=self.guards,
+            settings=self.settings,
+            on_decision=self.decisions.append,
+        )
+
+    def wire(self) -> list[bytes]:
+        """The actions as the bytes a runner would publish, and the decision record."""
+        out = [orjson.dumps([a.topic(), a.payload()]) for a in self.actions]
+        return out + [orjson.dumps(d.to_json()) for d in self.decisions]
+
+
+def run(world: World, events: list[Event], cut: int | None, pause: float = 0.0) -> None:
+    eng = world.engine()
+    for i, event in enumerate(events):
+        if i == cut:
+            eng.advance_to(event.ts - pause)  # time may pass before the snapshot is taken
+            world.actions += eng.drain()
+            data = eng.snapshot_store(SID)
+            eng = world.engine()  # a fresh process: nothing but the bytes
+            assert eng.restore_store(data) == SID
+        eng.advance_to(event.ts)
+        eng.ingest(event)
+        world.actions += eng.drain()
+    eng.flush()
+    world.actions += eng.drain()
+
+
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPS
+@given(script=scripts, data=st.data())
+def test_restore_at_any_cut_continues_byte_identically(
+    catalog: RuleSet, script: list[tuple[float, Any]], data: st.DataObject
+) -> None:
+    events = build(script)
+    lateness = data.draw(st.sampled_from([0.0, 2.0]), label="lateness")
+    cut = data.draw(st.integers(0, len(events) - 1), label="cut")
+    pause = data.draw(st.sampled_from([0.0, 0.4]), label="pause")
+    whole = World(catalog, lateness)
+    run(whole, events, None)
+    split = World(catalog, lateness)
+    run(split, events, cut, pause)
+    assert split.wire() == whole.wire()
+
+
+def busy_engine(catalog: RuleSet) -> tuple[Engine, World]:
+    """A store mid-afternoon: shoppers lingering, a bell escalating, staff about."""
+    world = World(catalog, 0.0)
+    sc = StoreScenario(RuleSet(()), STORE)
+    events: list[Event] = []
+    for band, beacon in (("band-07", "b-dairy"), ("band-01", "b-door")):
+        events += [sc.sighting(T0 + i, band, beacon, -60, staff=True) for i in range(20)]
+    for n, shopper in enumerate(p.shopper for p in PROFILES):
+        events += [sc.sighting(T0 + n + i, shopper, "b-dairy", -62) for i in range(6)]
+    events.append(sc.bell(T0 + 8, "bell-dairy"))
+    events.sort(key=lambda e: (e.ts, e.order_key))
+    eng = world.engine()
+    for e in events:
+        eng.feed(e)
+        world.actions += eng.drain()
+    return eng, world
+
+
+def test_a_snapshot_holds_timers_alerts_and_presence(catalog: RuleSet) -> None:
+    eng, world = busy_engine(catalog)
+    data = eng.snapshot_store(SID)
+    fresh = world.engine()
+    fresh.restore_store(data)
+    before, after = eng.stores[SID], fresh.stores[SID]
+    assert sorted(after.timers.heap) == sorted(before.timers.heap)
+    assert after.state.alerts.alerts.keys() == before.state.alerts.alerts.keys()
+    assert after.state.presence.current() == before.state.presence.current()
+    assert after.state.staff.busy == before.state.staff.busy
+    assert fresh.snapshot_store(SID) == data  # the same state, the same bytes
+
+
+def test_unknown_versions_and_damage_are_refused(catalog: RuleSet) -> None:
+    eng, _ = busy_engine(catalog)
+    data = eng.snapshot_store(SID)
+    newer = data[:4] + (codec.VERSION + 1).to_bytes(2, "big") + data[6:]
+    with pytest.raises(StateError, match=r"schema version 2 is not one this build reads"):
+        eng.restore_store(newer)
+    with pytest.raises(StateError, match="not a Floorwalker store snapshot"):
+        eng.restore_store(b"\x80\x04pickle")
+    with pytest.raises(StateError, match="damaged"):
+        eng.restore_store(data[:-40])
+    other = data.replace(SID.encode(), b"s999", 1)
+    with pytest.raises(StateError, match="s999"):
+        eng.restore_store(other)
+
+
+def test_a_newer_compatible_version_reads_old_bytes(
+    catalog: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eng, world = busy_engine(catalog)
+    old = eng.snapshot_store(SID)
+    upgraded: list[int] = []
+
+    def v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+        upgraded.append(1)
+        return doc
+
+    monkeypatch.setattr(codec, "VERSION", 2)
+    monkeypatch.setattr(codec, "MIGRATIONS", {1: v1_to_v2})
+    fresh = world.engine()
+    fresh.restore_store(old)
+    assert upgraded == [1]
+    assert fresh.stores[SID].state.presence.current() == eng.stores[SID].state.presence.current()
+
+
+def test_changed_stores_names_each_change_once(catalog: RuleSet) -> None:
+    eng, _ = busy_engine(catalog)
+    assert eng.changed_stores() == [SID]
+    assert eng.changed_stores() == []
+    sc = StoreScenario(RuleSet(()), STORE)
+    eng.ingest(sc.sighting(eng.clock, "app-vip", "b-dairy", -60))
+    assert eng.changed_stores() == [SID]
+
+
+def test_a_restore_under_other_rules_rearms_dwells(catalog: RuleSet) -> None:
+    eng, world = busy_engine(catalog)
+    sc = StoreScenario(RuleSet(()), STORE)
+    for _ in range(4):  # someone just arrived at the chilled shelf: their dwell is pending
+        eng.feed(sc.sighting(eng.clock + 1, "app-late", "b-dairy", -60))
+    old = eng.stores[SID].state.generation
+    assert any(t.kind == "dwell" and t.args[1] == "app-late" for t in eng.stores[SID].timers.heap)
+    data = eng.snapshot_store(SID)
+    world.catalog = RuleSet(tuple(r for r in catalog.rules if r.id != "hesitant-tester"))
+    fresh = world.engine()
+    fresh.restore_store(data)
+    store = fresh.stores[SID]
+    assert store.state.generation == old + 1
+    rearmed = [t for t in store.timers.heap if t.kind == "dwell" and t.args[1] == "app-late"]
+    assert sorted(int(str(t.args[5])) for t in rearmed) == [old, old + 1]  # the old one is ignored
+
+
+def test_engine_state_and_replay_stores_round_trip(catalog: RuleSet) -> None:
+    eng, world = busy_engine(catalog)
+    guards = InMemoryGuardStore()
+    guards.restore(world.guards.snapshot())
+    assert guards.snapshot() == world.guards.snapshot()
+    book = ProfileBook()
+    book.restore(world.profiles.snapshot())
+    assert all(book.get(p.shopper) == world.profiles.get(p.shopper) for p in PROFILES)
+    fresh = world.engine()
+    fresh.restore(eng.snapshot())
+    assert fresh.clock == eng.clock
+    assert fresh.snapshot() == eng.snapshot()
+    with pytest.raises(StateError, match="saved guard state is damaged"):
+        guards.restore(b"{}")
+    with pytest.raises(StateError, match="saved profiles are damaged"):
+        book.restore(b'{"tier": 3}\n')
