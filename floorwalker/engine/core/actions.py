@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from floorwalker.devices.topics import alert_topic, offer_topic
+
 
 def stable_id(prefix: str, *parts: str) -> str:
     """A 64-bit id from what caused the action (hex: base64's b32 is pure Python, slow)."""
@@ -39,7 +41,7 @@ class Offer(NamedTuple):
     expires: float
 
     def topic(self, prefix: str = "fw") -> str:
-        return f"{prefix}/{self.store}/shopper/{self.shopper}/offer"
+        return offer_topic(self.store, self.shopper, prefix=prefix)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -73,7 +75,7 @@ class Alert(NamedTuple):
         return f"{self.id}/{self.step}/{self.band}"
 
     def topic(self, prefix: str = "fw") -> str:
-        return f"{prefix}/{self.store}/band/{self.band}/alert"
+        return alert_topic(self.store, self.band, prefix=prefix)
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {

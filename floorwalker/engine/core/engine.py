@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from floorwalker.devices.events import Event
 from floorwalker.devices.registry import Registry
@@ -44,12 +45,21 @@ from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.snapshot import pack, peek_label, unpack
 from floorwalker.engine.core.stats import EngineStats
+from floorwalker.engine.core.store import HOUSEKEEPING as _QUIET
 from floorwalker.engine.core.store import Store
 from floorwalker.errors import GuardStoreError, StateError
 from floorwalker.rules.model import RuleSet
 
 _NOTHING: list[Action] = []  # shared, never mutated: what drain() returns when idle
 _ENGINE_MAGIC = b"FWEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    active_shoppers: int
+    open_alerts: int
+    pending_timers: int
+    unhealthy_devices: int
 
 
 class Engine:
@@ -88,14 +98,6 @@ class Engine:
         for registry in registries.values():
             self._add_store(registry)
 
-    @property
-    def guards(self) -> GuardStore:
-        return self.ports.guards
-
-    @property
-    def profiles(self) -> ProfileSource:
-        return self.ports.profiles
-
     def _add_store(self, registry: Registry) -> Store:
         store = Store(
             registry,
@@ -119,19 +121,18 @@ class Engine:
         """Take one decoded event; return a rejection reason, or None if accepted."""
         store = self.stores.get(event.store)
         if store is None:
-            return self._reject("unknown_store")
+            self.stats.rejected["unknown_store"] += 1
+            return "unknown_store"
         ts = event.ts
         if ts > self._future_limit or ts < self._late_limit:
-            return self._reject("clock_skew")
+            self.stats.rejected["clock_skew"] += 1
+            return "clock_skew"
         if not store.sweeping:
-            self._first_message(ts)
+            # Device health is watched in every store from the first message the
+            # engine takes, so a store whose devices never speak is still reported.
+            for other in self._by_position:
+                other.start_health(ts)
         return store.on_item(event, self.clock)
-
-    def _first_message(self, ts: float) -> None:
-        # Device health is watched in every store from the first message the
-        # engine takes, so a store whose devices never speak is still reported.
-        for store in self._by_position:
-            store.start_health(ts)
 
     def advance_to(self, now: float) -> None:
         """Move the clock to ``now``: release held events and fire due timers, in time order."""
@@ -198,15 +199,12 @@ class Engine:
         self.advance_to(start + lateness)
         while True:
             due = min(
-                (d for s in self._by_position if (d := s.next_due()) is not None), default=None
+                (t.due for s in self._by_position for t in s.timers.heap if t.kind not in _QUIET),
+                default=None,
             )
             if due is None or due > end:
                 return
             self.advance_to(max(due, self.clock) + lateness)
-
-    def _reject(self, reason: str) -> str:
-        self.stats.rejected[reason] += 1
-        return reason
 
     # ------------------------------------------------------------------ state
 
@@ -225,15 +223,12 @@ class Engine:
                 f"snapshot is of store {doc_store!r}, which this engine does not serve"
             )
         unit.restore(data)
-        self._rewake(unit)
-        if unit.outbox:
-            self._emitted.extend(unit for _ in unit.outbox)
-        return unit.id
-
-    def _rewake(self, unit: Store) -> None:
+        # The router's wake-ups for this store now point at state that is gone.
         self._wakes = [w for w in self._wakes if w[1] != unit.position]
         self._wakes.extend(unit.wakeups())
         heapq.heapify(self._wakes)
+        self._emitted.extend(unit for _ in unit.outbox)
+        return unit.id
 
     def changed_stores(self) -> list[str]:
         """Ids of the stores that changed since the previous call (the call clears them)."""
@@ -296,17 +291,15 @@ class Engine:
             self.stats.guard_errors += 1
         return removed
 
-    def open_alerts(self) -> int:
-        return sum(s.state.alerts.open_count() for s in self._by_position)
-
-    def active_shoppers(self) -> int:
-        return sum(len(s.state.presence) for s in self._by_position)
-
-    def pending_timers(self) -> int:
-        return sum(len(s.timers) for s in self._by_position)
-
-    def unhealthy_devices(self) -> int:
-        return sum(len(s.state.unhealthy) for s in self._by_position)
+    def gauges(self) -> Gauges:
+        """How much the engine holds right now, summed over its stores."""
+        stores = self._by_position
+        return Gauges(
+            active_shoppers=sum(len(s.state.presence) for s in stores),
+            open_alerts=sum(s.state.alerts.open_count() for s in stores),
+            pending_timers=sum(len(s.timers) for s in stores),
+            unhealthy_devices=sum(len(s.state.unhealthy) for s in stores),
+        )
 
     def run(self, events: Iterable[Event]) -> list[Action]:
         """Convenience for tests and replay: feed events on their own clock, then flush."""

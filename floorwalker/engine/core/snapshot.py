@@ -1,12 +1,14 @@
 """A store unit's complete state as versioned bytes, and back.
 
 Layout: the 4-byte magic ``FWST``, a 2-byte big-endian schema version, the
-store id (1-byte length, UTF-8), then one orjson document. Everything is
-written in iteration order (dicts keep insertion order, which decides some
-firing orders) except sets, which are sorted so the same state always gives
-the same bytes. Floats round-trip exactly (orjson writes the shortest repr),
-ints stay ints, so a restored store takes the same decisions, with the same
-ids, as the one it was saved from.
+store id (1-byte length, UTF-8), then one MessagePack document (msgspec).
+Everything is written in iteration order (dicts keep insertion order, which
+decides some firing orders) except sets, which are sorted so the same state
+always gives the same bytes. Floats are 64-bit and round-trip exactly, ints
+stay ints, so a restored store takes the same decisions, with the same ids, as
+the one it was saved from. Records are positional lists, zone ids are indices
+into the registry's zones, and a presence field equal to its neighbour is
+written as nil: a shopper in the store costs well under 100 bytes.
 
 Compatibility: a build reads every version from 1 to :data:`VERSION`,
 upgrading older documents step by step through :data:`MIGRATIONS`; anything
@@ -21,7 +23,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import orjson
+import msgspec
 
 from floorwalker.devices.events import (
     BellPress,
@@ -40,6 +42,7 @@ from floorwalker.engine.core.presence import Candidate, Presence, PresenceTracke
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.timers import Held, Timer, TimerQueue
 from floorwalker.errors import StateError
+from floorwalker.rules.model import AlertSpec
 
 MAGIC = b"FWST"
 VERSION = 1
@@ -47,6 +50,8 @@ VERSION = 1
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 """version n -> function turning a version-n document into a version n+1 one"""
 _HEADER = struct.Struct(">4sHB")
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder()
 
 _EVENTS: dict[str, type] = {
     "S": Sighting,
@@ -87,7 +92,7 @@ def pack(
     name = label.encode()
     if len(name) > 255:
         raise ValueError(f"label too long for a snapshot header: {label[:40]!r}...")
-    return _HEADER.pack(magic, version, len(name)) + name + orjson.dumps(doc)
+    return _HEADER.pack(magic, version, len(name)) + name + _ENCODER.encode(doc)
 
 
 def peek_label(data: bytes, magic: bytes = MAGIC, what: str = "store snapshot") -> str:
@@ -120,8 +125,8 @@ def unpack(
             f"(versions 1 to {current}); restore it with the Floorwalker release that wrote it"
         )
     try:
-        doc = orjson.loads(data[_HEADER.size + size :])
-    except orjson.JSONDecodeError as exc:
+        doc = _DECODER.decode(data[_HEADER.size + size :])
+    except msgspec.DecodeError as exc:
         raise StateError(f"{what} is damaged: {exc}") from exc
     if not isinstance(doc, dict):
         raise StateError(f"{what} is damaged: the document is not an object")
@@ -136,6 +141,8 @@ def unpack(
 
 def encode_store(store: StoreUnit) -> bytes:
     st = store.state
+    zones = list(st.registry.zones)
+    zone_ix = {z: i for i, z in enumerate(zones)}
     doc = {
         "store": store.id,
         "rules": st.compiled.fingerprint,
@@ -148,13 +155,14 @@ def encode_store(store: StoreUnit) -> bytes:
         "held": [store.held_seq, [[h.ts, h.order_key, h.seq, _event(h.event)] for h in store.held]],
         "dedup": list(store.recent_ids.items()),
         "outbox": [[_ACTION_TAGS[type(a)], *a] for a in store.outbox],
-        "presence": _presence(st.presence),
+        "zones": zones,
+        "presence": _presence(st.presence, zone_ix),
         "staff": [
-            _presence(st.staff.presence),
+            _presence(st.staff.presence, zone_ix),
             sorted(st.staff.offline),
             list(st.staff.busy.items()),
         ],
-        "alerts": [a.to_record() for a in st.alerts.alerts.values()],
+        "alerts": [_alert(a) for a in st.alerts.alerts.values()],
         "open_by_source": [[r, k, i] for (r, k), i in st.alerts.open_by_source.items()],
         "leave_watch": [sorted(st.leave_watch), sorted(st.staff_leave_watch)],
         "visits": list(st.visits.items()),
@@ -177,15 +185,43 @@ def _event(event: Any) -> list[Any]:
     return [_EVENT_TAGS[type(event)], *event]
 
 
-def _presence(tracker: PresenceTracker) -> list[list[Any]]:
+def _presence(tracker: PresenceTracker, zone_ix: dict[str, int]) -> list[list[Any]]:
+    """One row per subject; a zone is its index, a field equal to its neighbour is nil."""
     out = []
+    ix = zone_ix.get
     for subject, p in tracker.states.items():
         c = p.cand
-        cand = None if c is None else [c.zone, c.first, c.last, c.score]
-        row = [subject, p.zone, p.since, p.last_seen, p.seen, p.last_zone, cand]
-        row += (p.visit_start, p.prev_visit)
-        out.append(row)
+        cand = None if c is None else [ix(c.zone, c.zone), c.first, c.last, c.score]
+        zone = None if p.zone is None else ix(p.zone, p.zone)
+        last_zone = None if p.last_zone == p.zone else ix(p.last_zone, p.last_zone)
+        seen = None if p.seen == p.last_seen else p.seen
+        visit = None if p.visit_start == p.since else p.visit_start
+        out.append(
+            [subject, zone, p.since, p.last_seen, seen, last_zone, cand, visit, p.prev_visit]
+        )
     return out
+
+
+def _alert(a: OpenAlert) -> list[Any]:
+    """Everything but the spec (found again by rule id), positionally."""
+    return [
+        a.id,
+        a.rule,
+        a.zone,
+        a.message,
+        a.created,
+        a.source_key,
+        a.shopper,
+        a.bell,
+        a.summary,
+        a.advisor,
+        a.step,
+        a.bands,
+        sorted(a.declined),
+        a.acked_at,
+        a.acked_by,
+        a.closed_at,
+    ]
 
 
 def _context(ctx: Context) -> list[Any]:
@@ -229,9 +265,11 @@ def _load(store: StoreUnit, doc: dict[str, Any]) -> None:
     store.recent_ids.clear()
     store.recent_ids.update(doc["dedup"])
     store.outbox[:] = [_ACTIONS[tag](*fields) for tag, *fields in doc["outbox"]]
-    _load_presence(st.presence, doc["presence"], st)
+    own = {z: z for z in st.registry.zones}
+    zones = [own.get(z, z) for z in doc["zones"]]
+    _load_presence(st.presence, doc["presence"], zones)
     staff_presence, offline, busy = doc["staff"]
-    _load_presence(st.staff.presence, staff_presence, st)
+    _load_presence(st.staff.presence, staff_presence, zones)
     st.staff.offline = set(offline)
     st.staff.busy = dict(busy)
     _load_alerts(st, doc)
@@ -254,18 +292,26 @@ def _event_from(fields: list[Any]) -> Any:
     return _EVENTS[tag](*values)
 
 
-def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], st: StoreState) -> None:
-    # Zone ids are the registry's own strings, shared by every record.
-    zones = {z: z for z in st.registry.zones}
+def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], zones: list[Any]) -> None:
+    """Zones come back as the registry's own strings, shared by every record."""
+
+    def zone_of(value: Any) -> Any:
+        return zones[value] if type(value) is int else value
+
     states = tracker.states  # kept, not replaced: the hot path holds a reference to it
     states.clear()
-    for subject, zone, since, last_seen, seen, last_zone, cand, visit_start, prev in rows:
-        p = Presence(visit_start, prev)
-        p.zone = None if zone is None else zones.get(zone, zone)
-        p.since, p.last_seen, p.seen = since, last_seen, seen
-        p.last_zone = zones.get(last_zone, last_zone)
-        if cand is not None:
-            c = p.cand = Candidate(zones.get(cand[0], cand[0]), cand[1])
+    new = Presence.__new__  # every slot is set below: skip __init__'s defaults
+    for subject, zone, since, last_seen, seen, last_zone, cand, visit, prev in rows:
+        p = new(Presence)
+        p.zone = here = None if zone is None else zone_of(zone)
+        p.since, p.last_seen, p.prev_visit = since, last_seen, prev
+        p.seen = last_seen if seen is None else seen
+        p.visit_start = since if visit is None else visit
+        p.last_zone = here if last_zone is None else zone_of(last_zone)  # type: ignore[assignment]
+        if cand is None:
+            p.cand = None
+        else:
+            c = p.cand = Candidate(zone_of(cand[0]), cand[1])
             c.last, c.score = cand[2], cand[3]
         states[subject] = p
 
@@ -274,10 +320,19 @@ def _load_alerts(st: StoreState, doc: dict[str, Any]) -> None:
     book = st.alerts
     book.alerts.clear()
     book.open_by_source.clear()
-    for rec in doc["alerts"]:
-        spec = alert_spec(st, str(rec["rule"]))
+    specs: dict[str, AlertSpec | None] = {}
+    store = st.store
+    for alert_id, rule, zone, message, created, *rest in doc["alerts"]:
+        source_key, shopper, bell, summary, advisor, step, bands, declined, *answer = rest
+        if rule not in specs:
+            specs[rule] = alert_spec(st, rule)
+        spec = specs[rule]
         if spec is not None:  # a rule since removed takes its alerts with it
-            book.alerts[rec["id"]] = OpenAlert.from_record(rec, spec)
+            acked_at, acked_by, closed_at = answer
+            book.alerts[alert_id] = OpenAlert(
+                alert_id, store, rule, spec, zone, message, created, source_key, shopper,
+                bell, summary, advisor, step, bands, set(declined), acked_at, acked_by, closed_at,
+            )  # fmt: skip
     for rule, key, alert_id in doc["open_by_source"]:
         if alert_id in book.alerts:
             book.open_by_source[(rule, key)] = alert_id

@@ -208,10 +208,6 @@ class Store:
             self.changed = True
             self._fire_timer(heapq.heappop(heap))
 
-    def next_due(self) -> float | None:
-        """When the earliest timer that is not housekeeping is due (replay's tail)."""
-        return min((t.due for t in self.timers.heap if t.kind not in HOUSEKEEPING), default=None)
-
     def _fire_timer(self, timer: Timer) -> None:
         kind, args, due = timer.kind, timer.args, timer.due
         if kind == "sweep":

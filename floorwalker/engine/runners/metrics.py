@@ -31,6 +31,7 @@ from prometheus_client import (
     start_http_server,
 )
 
+from floorwalker.engine.core.engine import Gauges
 from floorwalker.engine.core.stats import EngineStats
 
 #: Publish latency: sub-millisecond (arrival -> publish) to seconds (device clock -> publish).
@@ -81,11 +82,7 @@ class EngineLike(Protocol):
     @property
     def stats(self) -> EngineStats: ...
 
-    def open_alerts(self) -> int: ...
-
-    def active_shoppers(self) -> int: ...
-
-    def unhealthy_devices(self) -> int: ...
+    def gauges(self) -> Gauges: ...
 
 
 class _Deltas(Generic[K]):
@@ -282,9 +279,9 @@ class Metrics:
                 self._forget(stats)
             self._sync_counters(stats)
             self._sync_responses(stats)
-            self._alerts_open.set(engine.open_alerts())
-            self._active_shoppers.set(engine.active_shoppers())
-            self._devices_unhealthy.set(engine.unhealthy_devices())
+            self._alerts_open.set(engine.gauges().open_alerts)
+            self._active_shoppers.set(engine.gauges().active_shoppers)
+            self._devices_unhealthy.set(engine.gauges().unhealthy_devices)
 
     def _forget(self, stats: EngineStats) -> None:
         self._stats = stats

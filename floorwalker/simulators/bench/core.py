@@ -74,6 +74,7 @@ from floorwalker.engine.core.index import compile_rules
 from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.rules.loader import load_rules
 from floorwalker.rules.model import RuleSet
+from floorwalker.simulators.bench.snapshot import format_snapshot, snapshot_figures
 from floorwalker.simulators.rulegen import Flavour, synthetic_rules, write_rules_dir
 from floorwalker.simulators.shoppers import generate_profiles
 from floorwalker.simulators.traffic import (
@@ -107,6 +108,8 @@ class BenchSettings:
     memory_settle_s: float = 60.0
     """The memory run stops this long after the last arrival (everyone is in the store)."""
     profiles: int = 20_000
+    snapshot_shoppers: int = 3000
+    """Shoppers in the one store whose snapshot and restore are timed (0 = skip)."""
     repeat: int = 3
     """Throughput runs per rule set, interleaved; the best is reported, with the median."""
     sweep_events: int = 300_000
@@ -272,7 +275,7 @@ def _finish(label: str, rules: RuleSet, engine: Engine, t: _Timing) -> _Run:
         offers=offers,
         alerts=alerts,
         rejected=t.rejected,
-        active_shoppers=engine.active_shoppers(),
+        active_shoppers=engine.gauges().active_shoppers,
         triggered=sum(engine.stats.triggered.values()),
     )
 
@@ -426,8 +429,8 @@ def _memory(cfg: BenchSettings, chain: _Chain, rules: RuleSet) -> dict[str, Any]
     grown = tracemalloc.get_traced_memory()[0] - base
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
-    active = engine.active_shoppers()
-    timers = engine.pending_timers()
+    active = engine.gauges().active_shoppers
+    timers = engine.gauges().pending_timers
     sites = [
         {
             "where": f"{_short(frame.filename)}:{frame.lineno}",
@@ -471,7 +474,7 @@ def _rss_child(cfg: BenchSettings, wire_file: str) -> int | None:
     _feed(engine, decoder, wire)
     gc.collect()
     grown = proc.memory_info().rss - rss0
-    return round(grown / max(1, engine.active_shoppers()))
+    return round(grown / max(1, engine.gauges().active_shoppers))
 
 
 def _rss_in_child(cfg: BenchSettings, wire: Sequence[tuple[str, bytes]]) -> int | None:
@@ -727,6 +730,10 @@ def _targets(base: _Run, ratios: Mapping[str, float], memory: Mapping[str, Any])
     }
 
 
+def _snapshot_targets(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"snapshot_{k}": v for k, v in snapshot.get("targets", {}).items()}
+
+
 def _pin(cpu: int | None) -> set[int] | None:
     """Pin this process to ``cpu``; return the previous affinity to restore, if changed."""
     if cpu is None or not hasattr(os, "sched_setaffinity"):
@@ -773,6 +780,14 @@ def _run(cfg: BenchSettings, say: _Log) -> dict[str, Any]:
     say(f"memory: {cfg.memory_shoppers} shoppers arriving within {cfg.memory_arrival_s:g} s ...")
     memory = _memory(cfg, chain, rule_sets.catalog)
 
+    snapshot: dict[str, Any] = {}
+    if cfg.snapshot_shoppers > 0:
+        say(f"snapshot: a store with {cfg.snapshot_shoppers:,} shoppers ...")
+        layout, known = chain.layouts[0], chain.known[0]
+        snapshot = snapshot_figures(
+            layout, chain.book, rule_sets.catalog, shoppers=cfg.snapshot_shoppers, known=known
+        )
+
     say(f"generating {cfg.events:,} events over {cfg.stores} stores ...")
     traffic, events, workload = _workload(cfg, chain)
     runs = _throughput(cfg, chain, rule_sets, events, say)
@@ -815,11 +830,12 @@ def _run(cfg: BenchSettings, say: _Log) -> dict[str, Any]:
         "decode_core": decode_run.to_json(),
         "concurrency_sweep": sweep,
         "memory": memory,
+        "snapshot": snapshot,
         "compile": compile_info,
         "profile": profile,
         "extra_rule_cost_ratio": ratios,
         "extra_rule_cost_ratio_best_to_best": best_ratios,
-        "targets": _targets(base, ratios, memory),
+        "targets": _targets(base, ratios, memory) | _snapshot_targets(snapshot),
         "wall_s": round(time.perf_counter() - started, 1),
     }
 
@@ -900,6 +916,8 @@ def format_report(r: Mapping[str, Any]) -> str:
     ]
     for site in mem.get("top_allocation_sites", [])[:6]:
         lines.append(f"  {site['bytes_per_shopper']:>5} B  {site['where']}  {site.get('code', '')}")
+    if r.get("snapshot"):
+        lines.append(format_snapshot(r["snapshot"]))
     comp = r["compile"]
     for name in ("catalog", "disjoint", "realistic"):
         if name in comp:
@@ -948,6 +966,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--memory-shoppers", type=int, default=d.memory_shoppers)
     p.add_argument(
+        "--snapshot-shoppers",
+        type=int,
+        default=d.snapshot_shoppers,
+        help="shoppers in the store whose snapshot is timed, 0 to skip (%(default)s)",
+    )
+    p.add_argument(
         "--repeat", type=int, default=d.repeat, help="runs per rule set, best kept (%(default)s)"
     )
     p.add_argument(
@@ -984,6 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arrival_minutes=args.arrival_minutes,
         decode_events=args.decode_events,
         memory_shoppers=args.memory_shoppers,
+        snapshot_shoppers=args.snapshot_shoppers,
         repeat=args.repeat,
         profile_events=args.profile,
         sweep_events=args.sweep_events,

@@ -216,7 +216,7 @@ def shoppers_point(cfg: ScalingSettings, n: int, catalog: RuleSet | None) -> dic
     gc.collect()
     grown = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    tracked = engine.active_shoppers()
+    tracked = engine.gauges().active_shoppers
     measure = list(itertools.islice(it, cfg.measure_events))
     seconds = _feed_timed(engine, measure)
     out = {
@@ -230,7 +230,7 @@ def shoppers_point(cfg: ScalingSettings, n: int, catalog: RuleSet | None) -> dic
         "events_per_s": round(len(measure) / seconds) if seconds > 0 else None,
         "engine_bytes": grown,
         "bytes_per_tracked_shopper": round(grown / max(1, tracked)),
-        "pending_timers": engine.pending_timers(),
+        "pending_timers": engine.gauges().pending_timers,
     }
     del engine, measure, it, sim, first
     gc.collect()

@@ -784,12 +784,12 @@ def test_forget_shopper_erases_state_and_pending_work(catalog: RuleSet) -> None:
     sc.run_until(T0 + 30)
     st = sc.engine.stores["s001"].state
     assert st.presence.zone_of("app-loyal") == "cosmetics"
-    assert sc.engine.active_shoppers() == 2
+    assert sc.engine.gauges().active_shoppers == 2
     removed = sc.engine.forget_shopper("app-loyal")
     assert removed > 0
     assert st.presence.zone_of("app-loyal") is None
     assert st.visit_start("app-loyal") is None
-    assert sc.engine.active_shoppers() == 1
+    assert sc.engine.gauges().active_shoppers == 1
     for table in (st.seq_first, st.absence, st.counts):
         assert all(key[1] != "app-loyal" for key in table)
     assert all(key[1] != "app-loyal" for key in st.bought)
@@ -1006,7 +1006,7 @@ def test_location_state_expires_after_a_day(catalog: RuleSet) -> None:
     sc.linger("app-anon", "b-dairy", start=T0, seconds=20)
     sc.run_until(T0 + HOUR)
     st = sc.engine.stores["s001"].state
-    assert sc.engine.active_shoppers() == 0  # unseen for 30 min: gone
+    assert sc.engine.gauges().active_shoppers == 0  # unseen for 30 min: gone
     assert st.visit_start("app-anon") == T0
     sc.run_until(T0 + DAY + 120)
     assert st.visit_start("app-anon") is None
@@ -1018,6 +1018,6 @@ def test_unanswered_alert_is_forgotten_after_an_hour(tmp_path: Path) -> None:
     place_staff(sc, {"band-07": "b-dairy"}, start=T0)
     sc.bell(T0 + 10, "bell-dairy")
     sc.run_until(T0 + 11)
-    assert sc.engine.open_alerts() == 1
+    assert sc.engine.gauges().open_alerts == 1
     sc.run_until(T0 + 10 + HOUR + 120)
-    assert sc.engine.open_alerts() == 0
+    assert sc.engine.gauges().open_alerts == 0

@@ -68,7 +68,7 @@ def test_silent_gateway_pages_the_manager_once(catalog: RuleSet) -> None:
     health = sc.alerts("device-health")
     assert [(a.band, a.priority) for a in health] == [("band-01", "high")]
     assert "gw-2" in health[0].message and health[0].ts - T0 <= 130.0
-    assert sc.engine.unhealthy_devices() == 1
+    assert sc.engine.gauges().unhealthy_devices == 1
 
 
 def test_device_reporting_offline_pages_the_manager(catalog: RuleSet) -> None:

@@ -86,9 +86,9 @@ def test_sync_turns_engine_counters_into_prometheus_counters(catalog: RuleSet) -
     assert counter("floorwalker_staff_response_seconds_bucket", rule="service-bell", le="15.0") == 0
     assert counter("floorwalker_staff_response_seconds_bucket", rule="service-bell", le="30.0") == 1
     # Gauges come from the engine.
-    assert sc.engine.open_alerts() == 1  # acknowledged, not done
+    assert sc.engine.gauges().open_alerts == 1  # acknowledged, not done
     assert counter("floorwalker_alerts_open") == 1
-    assert counter("floorwalker_active_shoppers") == sc.engine.active_shoppers() > 0
+    assert counter("floorwalker_active_shoppers") == sc.engine.gauges().active_shoppers > 0
     assert counter("floorwalker_devices_unhealthy") == 0
 
 
@@ -165,7 +165,7 @@ def test_a_replaced_engine_never_makes_a_counter_go_down(catalog: RuleSet) -> No
     # The old engine's service-bell answer is kept, not observed again.
     assert value(m, "floorwalker_staff_response_seconds_count", rule="service-bell") == 1
     # Gauges follow the current engine.
-    assert value(m, "floorwalker_alerts_open") == new.engine.open_alerts() == 0
+    assert value(m, "floorwalker_alerts_open") == new.engine.gauges().open_alerts == 0
 
 
 def test_a_count_that_goes_down_in_place_starts_afresh(catalog: RuleSet) -> None:

@@ -19,6 +19,7 @@ TINY = BenchSettings(
     arrival_minutes=1.0,
     decode_events=2000,
     memory_shoppers=20,
+    snapshot_shoppers=60,
     memory_arrival_s=10.0,
     memory_settle_s=10.0,
     profiles=200,
@@ -45,6 +46,7 @@ def test_results_have_every_measurement(results: dict[str, Any]) -> None:
         "decode_core",
         "concurrency_sweep",
         "memory",
+        "snapshot",
         "compile",
         "profile",
         "extra_rule_cost_ratio",
@@ -64,7 +66,13 @@ def test_results_have_every_measurement(results: dict[str, Any]) -> None:
         "core_events_per_s",
         "extra_rules_ratio",
         "bytes_per_active_shopper",
+        "snapshot_bytes_per_active_shopper",
+        "snapshot_snapshot_ms",
+        "snapshot_restore_ms",
     }
+    snap = results["snapshot"]
+    assert snap["active_shoppers"] > 0 and snap["bytes"] > 0
+    assert snap["bytes_per_active_shopper"] == round(snap["bytes"] / snap["active_shoppers"])
     memory = results["memory"]
     assert memory["active_shoppers"] > 0 and memory["bytes_per_active_shopper"] > 0
     assert results["compile"]["disjoint"]["rules"] == 23
