@@ -16,12 +16,12 @@ What both pieces write, one after the other, is what one replay writes. If the
 capture ends before a line past ``TS``, the clock is left where the capture
 ended (nothing fires early), so a later piece's tail starts there too.
 
-State file: the magic ``FWRP``, a 2-byte schema version (:data:`STATE_VERSION`)
-and a label, then one orjson document: the stores it serves, the reorder
-window, the engine (:meth:`Engine.snapshot`), guard store and profile book
-snapshots (base64), and the replay's own ``arrival`` (the dead letters' clock)
-and where it stopped. The summary counters are not saved: each piece's summary
-covers that piece only.
+State file: the magic ``FWRP``, a 2-byte big-endian schema version
+(:data:`STATE_VERSION`), then one orjson document: the stores it serves, the
+reorder window, the engine (:meth:`Engine.snapshot`), guard store and profile
+book snapshots (base64), and the replay's own ``arrival`` (the dead letters'
+clock) and where it stopped. The summary counters are not saved: each piece's
+summary covers that piece only.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import base64
 import binascii
 import math
 import os
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,7 +47,6 @@ from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
-from floorwalker.engine.core.snapshot import pack, unpack
 from floorwalker.engine.runners.step import (
     DeadLetter,
     ErrorPolicy,
@@ -60,6 +60,7 @@ from floorwalker.rules.model import RuleSet
 STATE_MAGIC = b"FWRP"
 STATE_VERSION = 1
 """Bump when the state document changes shape (and teach :meth:`Replay.load_state` the old one)."""
+_STATE_HEADER = struct.Struct(">4sH")
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class Replay:
                 "next_ts": None if stop is None else stop.ts,
             },
         }
-        return pack(doc, STATE_MAGIC, STATE_VERSION, label="replay")
+        return _STATE_HEADER.pack(STATE_MAGIC, STATE_VERSION) + orjson.dumps(doc)
 
     def load_state(self, data: bytes) -> ReplayState:
         """Take back what :meth:`save_state` wrote, into a replay built from the same
@@ -232,7 +233,7 @@ class Replay:
         Raises ``StateError`` for a damaged or foreign blob, an unknown version, other
         stores or another reorder window; after one, build a new replay.
         """
-        doc = unpack(data, STATE_MAGIC, STATE_VERSION, migrations={}, what="replay state")
+        doc = _state_document(data)
         try:
             stores = [str(s) for s in doc["stores"]]
             lateness = float(doc["lateness_s"])
@@ -291,6 +292,26 @@ class ReplayState:
     until: float | None
     next_line: int | None
     next_ts: float | None
+
+
+def _state_document(data: bytes) -> dict[str, Any]:
+    if len(data) < _STATE_HEADER.size or data[:4] != STATE_MAGIC:
+        raise StateError(
+            f"not a Floorwalker replay state (expected it to start with {STATE_MAGIC!r})"
+        )
+    _magic, version = _STATE_HEADER.unpack_from(data)
+    if version != STATE_VERSION:
+        raise StateError(
+            f"replay state schema version {version} is not one this build reads"
+            f" (version {STATE_VERSION}); continue it with the Floorwalker release that wrote it"
+        )
+    try:
+        doc = orjson.loads(data[_STATE_HEADER.size :])
+    except orjson.JSONDecodeError as exc:
+        raise StateError(f"replay state is damaged: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise StateError("replay state is damaged: the document is not an object")
+    return doc
 
 
 def _first_ts(decoded: list[Event | Rejection]) -> float | None:
