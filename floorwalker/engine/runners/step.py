@@ -190,10 +190,17 @@ class Step:
                 continue
             reason = clock.ingest(engine, item)
             if reason is not None:
+                # Timers that fell due as the clock moved to this event go out before
+                # its dead letter: they happened first (and a replay cut at a time
+                # between them writes them first too).
+                actions = engine.drain()
+                if actions:
+                    self.on_actions(actions, item, arrival)
                 raw = payload.decode("utf-8", "replace")
                 at = clock.rejected_at(engine, arrival)
                 self.reject(Rejection(reason, topic, raw, reason, at, item.store), counted=True)
-            elif self.on_event is not None:
+                continue
+            if self.on_event is not None:
                 self.on_event(item)
             actions = engine.drain()
             if actions:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from floorwalker.devices.events import Rejection
@@ -292,6 +292,16 @@ def synthetic(script: list[tuple[float, tuple[Any, ...]]]) -> list[CaptureLine]:
 
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@example(  # an ack the engine refuses moves the clock past an escalation first
+    script=[
+        (0.0, ("staff", "band-07", "b-door")),
+        (40.0, ("bell", "bell-dairy", False)),
+        (32.0, ("ack", "ack")),
+    ],
+    where=0.576,  # TS = T0 + 71: after the escalation (T0 + 70), before the ack
+    exact=False,
+    lateness=0.0,
 )
 @given(
     script=st.lists(st.tuples(st.floats(0.0, 40.0), step), min_size=1, max_size=25),

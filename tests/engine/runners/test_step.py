@@ -161,3 +161,16 @@ def test_a_pre_decoded_message_is_not_decoded_again(catalog: RuleSet) -> None:
     r.step.decoder = None  # type: ignore[assignment]  # would fail if used
     r.step(BELL, bell("p1", T0), 0.0, decoded)
     assert len(r.events) == 1 and r.dead == []
+
+
+def test_timers_due_before_a_refused_event_go_out_before_its_dead_letter(
+    catalog: RuleSet,
+) -> None:
+    r = Runner(catalog, EventClock())
+    order: list[str] = []
+    r.step.on_actions = lambda a, _c, _t: order.extend(f"step {x.payload()['step']}" for x in a)
+    r.step.on_deadletter = lambda d: order.append(d.reason)
+    r.step(BELL, bell("p1", T0), 0.0)
+    ack = {"id": "a1", "ts": T0 + 31.0, "alert": "al-nope", "action": "ack"}
+    r.step("fw/s001/band/band-07/ack", orjson.dumps(ack), T0)
+    assert order == ["step 1", "step 2", "unknown_alert"]
