@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,13 @@ from floorwalker.rules.durations import parse_duration
 
 if TYPE_CHECKING:
     from floorwalker.engine.core.actions import Decision
-    from floorwalker.engine.runners.replay import Capture, ReplaySettings
+    from floorwalker.engine.runners.replay import (
+        Capture,
+        Replay,
+        ReplaySettings,
+        ReplayState,
+        Stop,
+    )
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
@@ -75,29 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_cmd_check)
 
-    replay = sub.add_parser("replay", help="replay a capture on a virtual clock")
-    replay.add_argument("--registry", action="append", type=Path, required=True)
-    replay.add_argument("--profiles", type=Path, required=True)
-    replay.add_argument("--rules", type=Path, required=True)
-    replay.add_argument(
-        "--lateness",
-        type=_duration,
-        default=0.0,
-        help="reorder window: hold events this long, decide in ts order",
-    )
-    replay.add_argument(
-        "--tail",
-        type=_duration,
-        default=86400.0,
-        help="after the last message, let pending timers fire for this long",
-    )
-    replay.add_argument(
-        "--no-deadletters", action="store_true", help="do not write dead letters to stdout"
-    )
-    replay.add_argument("--decisions", type=Path, help="write every decision as JSON Lines")
-    replay.add_argument("--summary-json", type=Path, help="write the summary as JSON")
-    replay.add_argument("capture", type=Path)
-    replay.set_defaults(func=_cmd_replay)
+    _add_replay(sub)
 
     _add_run(sub)
     _add_profiles(sub)
@@ -129,6 +114,91 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=_cmd_bench)
     return parser
+
+
+REPLAY_PIECES = """\
+replay in pieces:
+  floorwalker replay ... --until TS --save-state STATE CAPTURE > out-1.jsonl
+  tail -n +K CAPTURE > REST        # K: stderr says "stopped at line K ..."
+  floorwalker replay ... --load-state STATE REST > out-2.jsonl
+out-1.jsonl then out-2.jsonl is exactly what one replay of CAPTURE writes
+(actions and dead letters).
+
+TS is epoch seconds or an ISO-8601 time with an offset
+(2026-11-23T09:30:00+08:00, ...Z). The first piece stops at the first line
+whose ts is past TS: a line's ts is that of its first message (a batch's first
+item); a line with no readable ts (one whose first message is rejected:
+malformed, unknown device, bad ts, ...) goes with the lines before it. The
+clock then moves to TS, so timers due by TS fire and are written; there is no
+tail. If the capture ends before a line past TS, the
+clock stays where it ended and REST is empty (or the next capture).
+--save-state without --until saves at the end of the capture, without the tail.
+
+The state file (written atomically) holds every store's engine state, the
+guard state (caps, budgets, coupons), the profiles as the visits changed them
+and the replay's own clock; load it with the same --registry stores and
+--lateness (else exit 2). The summary on stderr covers each piece only.
+"""
+
+
+def _until(text: str) -> float:
+    from floorwalker.engine.runners.replay import parse_until
+
+    try:
+        return parse_until(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_replay(sub: Any) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="replay a capture on a virtual clock",
+        description="Replay a capture on a virtual clock: actions and dead letters to stdout\n"
+        "(JSON Lines), the per-rule summary to stderr. No broker, no Redis, no real budget.",
+        epilog=REPLAY_PIECES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("--registry", action="append", type=Path, required=True)
+    replay.add_argument("--profiles", type=Path, required=True)
+    replay.add_argument("--rules", type=Path, required=True)
+    replay.add_argument(
+        "--lateness",
+        type=_duration,
+        default=0.0,
+        help="reorder window: hold events this long, decide in ts order",
+    )
+    replay.add_argument(
+        "--tail",
+        type=_duration,
+        default=86400.0,
+        help="after the last message, let pending timers fire for this long",
+    )
+    replay.add_argument(
+        "--no-deadletters", action="store_true", help="do not write dead letters to stdout"
+    )
+    replay.add_argument("--decisions", type=Path, help="write every decision as JSON Lines")
+    replay.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+    replay.add_argument(
+        "--until",
+        type=_until,
+        metavar="TS",
+        help="stop before the first line past TS, fire timers due by TS, no tail;"
+        " needs --save-state (see below)",
+    )
+    replay.add_argument(
+        "--save-state", type=Path, metavar="FILE", help="at the end, write the state here"
+    )
+    replay.add_argument(
+        "--load-state",
+        type=Path,
+        metavar="FILE",
+        help="start from a state --save-state wrote; CAPTURE is the rest",
+    )
+    replay.add_argument(
+        "capture", type=Path, help="JSON Lines capture (with --load-state: the rest of one)"
+    )
+    replay.set_defaults(func=_cmd_replay)
 
 
 def _add_run(sub: Any) -> None:
@@ -265,21 +335,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from floorwalker.engine.core.settings import EngineSettings
     from floorwalker.engine.runners.replay import ReplaySettings
+    from floorwalker.errors import StateError
 
+    if args.until is not None and args.save_state is None:
+        print(
+            "floorwalker replay: --until needs --save-state FILE"
+            " (where to save the state to continue from)",
+            file=sys.stderr,
+        )
+        return 2
     settings = ReplaySettings(
         engine=EngineSettings(lateness_s=args.lateness),
         tail_s=args.tail,
         deadletters=not args.no_deadletters,
     )
-    return _replay(
-        args.registry,
-        args.profiles,
-        args.rules,
-        args.capture,
-        settings,
-        decisions=args.decisions,
-        summary_json=args.summary_json,
-    )
+    try:
+        return _replay(
+            args.registry,
+            args.profiles,
+            args.rules,
+            args.capture,
+            settings,
+            decisions=args.decisions,
+            summary_json=args.summary_json,
+            pieces=_Pieces(args.until, args.save_state, args.load_state),
+        )
+    except StateError as exc:
+        print(f"floorwalker: {exc}", file=sys.stderr)
+        return 2
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """Replay in pieces: where to stop, where to save and where to start from."""
+
+    until: float | None = None
+    save_state: Path | None = None
+    load_state: Path | None = None
 
 
 def _replay(
@@ -291,6 +383,7 @@ def _replay(
     *,
     decisions: Path | None = None,
     summary_json: Path | None = None,
+    pieces: _Pieces | None = None,
 ) -> int:
     from floorwalker.devices.registry import load_registries
     from floorwalker.engine.core.profiles import ProfileBook
@@ -298,11 +391,13 @@ def _replay(
     from floorwalker.engine.runners.summary import format_summary
     from floorwalker.rules.loader import load_rules_for
 
+    pieces = pieces or _Pieces()
     regs = load_registries(registries)
     ruleset = load_rules_for(rules_dir, regs)
     book = ProfileBook.load(profiles)
     if not capture_path.exists():
         raise ConfigError("capture file not found", file=str(capture_path))
+    _check_writable(pieces.save_state)
     capture = Capture(capture_path)
     with contextlib.ExitStack() as stack:
         on_decision = None
@@ -313,18 +408,94 @@ def _replay(
                 fh.write(orjson.dumps(d.to_json()) + b"\n")
 
         replay = Replay(ruleset, regs, book, settings, on_decision=on_decision)
+        resumed = None if pieces.load_state is None else _load(replay, pieces.load_state)
         out = write_jsonl(sys.stdout.buffer)
         tick = stack.enter_context(_progress(capture))
+        stop = None
         for line in capture:
-            replay.feed(line, out)
+            if resumed is not None:
+                _warn_if_not_rest(replay, line, resumed, capture_path)
+                resumed = None
+            stop = replay.feed(line, out, until=pieces.until)
+            if stop is not None:
+                break
             tick()
-        replay.finish(out)
+        if pieces.save_state is None:
+            replay.finish(out)
+        elif stop is not None and pieces.until is not None:
+            replay.pause(pieces.until, out)
         sys.stdout.flush()
+    if pieces.save_state is not None:
+        _save(replay, pieces, stop, capture_path)
     stats = replay.engine.stats
     sys.stderr.write(format_summary(stats))
     if summary_json is not None:
         summary_json.write_bytes(orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2))
     return 0
+
+
+def _load(replay: Replay, path: Path) -> ReplayState:
+    from floorwalker.engine.runners.replay import read_state
+    from floorwalker.errors import StateError
+
+    data = read_state(path)
+    try:
+        return replay.load_state(data)
+    except StateError as exc:
+        raise StateError(f"cannot load {path}: {exc}") from exc
+
+
+def _check_writable(path: Path | None) -> None:
+    """Refuse before replaying, not after, if the state could not be saved."""
+    from floorwalker.errors import StateError
+
+    if path is not None and not path.resolve().parent.is_dir():
+        raise StateError(f"cannot save replay state to {path}: no such directory")
+
+
+def _warn_if_not_rest(replay: Replay, line: Any, state: ReplayState, capture: Path) -> None:
+    """A state saved at a stop expects the rest to begin with the line it stopped at."""
+    if state.next_ts is None:
+        return
+    ts = replay.line_ts(line)
+    if ts != state.next_ts:
+        print(
+            f"floorwalker: warning: the state stopped before a line of ts {state.next_ts!r}"
+            f" (line {state.next_line} of its capture), but {capture} starts with"
+            f" {'a line of ts ' + repr(ts) if ts is not None else 'a line with no ts'};"
+            " is it the rest (tail -n +K)?",
+            file=sys.stderr,
+        )
+
+
+def _save(replay: Replay, pieces: _Pieces, stop: Stop | None, capture: Path) -> None:
+    import shlex
+
+    from floorwalker.engine.runners.replay import write_atomic
+    from floorwalker.errors import StateError
+
+    assert pieces.save_state is not None
+    data = replay.save_state(until=pieces.until, stop=stop)
+    try:
+        write_atomic(pieces.save_state, data)
+    except OSError as exc:
+        raise StateError(f"cannot save replay state to {pieces.save_state}: {exc}") from exc
+    if stop is not None:
+        cap = shlex.quote(str(capture))
+        print(
+            f"stopped at line {stop.line} (ts {stop.ts!r} > {pieces.until!r});"
+            f" continue with: tail -n +{stop.line} {cap} > REST",
+            file=sys.stderr,
+        )
+    elif pieces.until is not None:
+        print(
+            f"the capture ended before a line past {pieces.until!r}; continue with the next"
+            " capture, or an empty one for the tail",
+            file=sys.stderr,
+        )
+    else:
+        print("saved at the end of the capture, without the tail", file=sys.stderr)
+    print(f"state saved to {pieces.save_state}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,96 @@ def test_replay_reports_a_broken_rule_directory(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"{tmp_path / 'bad.yaml'}:2:" in done.stderr.decode()
     assert done.stdout == b""
+
+
+# --------------------------------------------------------------------------- replay in pieces
+
+
+def _args(capture: Path, *extra: str) -> list[str]:
+    return [
+        "replay",
+        "--registry", str(DATA / "demo-store.yaml"),
+        "--profiles", str(DATA / "demo-profiles.jsonl"),
+        "--rules", str(CATALOG),
+        *extra, str(capture),
+    ]  # fmt: skip
+
+
+def test_replay_in_pieces_writes_what_one_replay_writes(tmp_path: Path) -> None:
+    capture = DATA / "demo-capture.jsonl"
+    one = _replay(capture)
+    state = tmp_path / "state.fwrp"
+    first = _replay(capture, "--until", "2026-11-23T08:37:30+08:00", "--save-state", str(state))
+    assert first.returncode == 0, first.stderr.decode()
+    err = first.stderr.decode()
+    found = re.search(
+        r"stopped at line (\d+) \(ts ([0-9.]+) > 1795394250\.0\); "
+        r"continue with: tail -n \+(\d+) (\S+) > REST",
+        err,
+    )
+    assert found, err
+    k = int(found[1])
+    assert found[3] == found[1] and found[4] == str(capture)
+    assert "Per-rule summary" in err  # of this piece
+    rest = tmp_path / "rest.jsonl"
+    rest.write_bytes(b"".join(capture.read_bytes().splitlines(keepends=True)[k - 1 :]))
+    second = _replay(rest, "--load-state", str(state))
+    assert second.returncode == 0, second.stderr.decode()
+    assert "warning" not in second.stderr.decode()
+    assert first.stdout and second.stdout
+    assert first.stdout + second.stdout == one.stdout
+
+
+def test_replay_saved_at_the_end_of_a_capture_goes_on_with_the_next(tmp_path: Path) -> None:
+    lines = (DATA / "demo-capture.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_bytes(b"".join(lines[:5000]))
+    (tmp_path / "b.jsonl").write_bytes(b"".join(lines[5000:]))
+    state = tmp_path / "s"
+    first = _replay(tmp_path / "a.jsonl", "--save-state", str(state))
+    assert first.returncode == 0, first.stderr.decode()
+    assert "without the tail" in first.stderr.decode()
+    second = _replay(tmp_path / "b.jsonl", "--load-state", str(state))
+    assert first.stdout + second.stdout == _replay(DATA / "demo-capture.jsonl").stdout
+
+
+def test_replay_refuses_a_damaged_state_or_an_unknown_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = tmp_path / "c.jsonl"
+    capture.write_bytes(b"".join((DATA / "demo-capture.jsonl").read_bytes().splitlines(True)[:300]))
+    state = tmp_path / "state"
+    assert main(_args(capture, "--until", "1795393820", "--save-state", str(state))) == 0
+    good = state.read_bytes()
+    capsys.readouterr()
+    for name, data, message in [
+        ("damaged", good[: len(good) // 3], "replay state is damaged"),
+        ("other", b"PK\x03\x04 not ours", "not a Floorwalker replay state"),
+        ("newer", good[:4] + b"\x00\x07" + good[6:], "schema version 7 is not one this build"),
+    ]:
+        bad = tmp_path / name
+        bad.write_bytes(data)
+        assert main(_args(capture, "--load-state", str(bad))) == 2
+        out = capsys.readouterr()
+        assert f"floorwalker: cannot load {bad}: " in out.err and message in out.err
+        assert "Traceback" not in out.err and out.out == ""
+    assert main(_args(capture, "--load-state", str(tmp_path / "missing"))) == 2
+    assert "cannot read replay state" in capsys.readouterr().err
+
+
+def test_replay_until_needs_save_state_and_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    capture = DATA / "demo-capture.jsonl"
+    assert main(_args(capture, "--until", "1795394000")) == 2
+    out = capsys.readouterr()
+    assert "--until needs --save-state" in out.err and out.out == ""
+    with pytest.raises(SystemExit) as exc:
+        main(_args(capture, "--until", "2026-11-23T08:37:30", "--save-state", "x"))
+    assert exc.value.code == 2
+    assert "no UTC offset" in capsys.readouterr().err
+
+
+def test_replay_help_explains_the_pieces(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--until TS" in text and "--load-state FILE" in text
+    assert "tail -n +K" in text and "a batch's first item" in text

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
-from floorwalker.devices.events import Checkout, CouponRedeemed, PosItem, Rejection
+from floorwalker.devices.events import Checkout, CouponRedeemed, Event, PosItem
 from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
 from floorwalker.engine.core.actions import Action
@@ -37,6 +37,7 @@ from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings
+from floorwalker.engine.runners.step import DeadLetter, Step, WallClock
 from floorwalker.errors import ConfigError, RuleSetError
 from floorwalker.rules.loader import load_rules_for
 
@@ -120,6 +121,7 @@ class EdgeRunner:
             restored = self.engine.restore_alerts(load())
             log.info("restored %d open alert(s) from Redis", restored)
         self.decoder = Decoder(registries, DecoderSettings(prefix=s.prefix))
+        self.step = self._make_step(self.engine)
         self.registries = registries
         self._watch = _FileWatch(s.registries, s.rules)
         host, port = s.mqtt_host_port
@@ -267,39 +269,32 @@ class EdgeRunner:
             return None
 
     def _handle_safely(self, engine: Engine, item: Inbound) -> None:
-        try:
-            self._handle(engine, item)
-        except Exception:
-            # A bug of ours, not bad input (the decoder never raises): keep the
-            # message (dead letter), keep serving the ones behind it, and say so.
-            log.exception("internal error on a message from %s", item.topic)
-            raw = item.payload.decode("utf-8", "replace")
-            self._deadletter(
-                Rejection("internal_error", item.topic, raw, "engine error", item.arrival, None)
-            )
-            self.link.ack(item)
-
-    def _handle(self, engine: Engine, item: Inbound) -> None:
-        now = time.time()
-        engine.advance_to(now)
-        self._publish(engine.drain(), now, timer=True)
-        for decoded in self.decoder.decode(item.topic, item.payload, item.arrival):
-            if isinstance(decoded, Rejection):
-                self._deadletter(decoded)
-                continue
-            reason = engine.ingest(decoded)
-            if reason is not None:
-                raw = item.payload.decode("utf-8", "replace")
-                rej = Rejection(reason, item.topic, raw, reason, item.arrival, decoded.store)
-                self._deadletter(rej)
-            elif self.history is not None and isinstance(
-                decoded, PosItem | CouponRedeemed | Checkout
-            ):
-                self.history.observe(decoded)  # RFM input; a background writer, never blocks
-            actions = engine.drain()
-            if actions:
-                self._publish(actions, time.time(), timer=False, event=(decoded.ts, item.arrival))
+        """One message through the step (an internal error is logged and dead-lettered
+        by the step's error policy), then the ack."""
+        if self.step.engine is not engine:
+            self.step = self._make_step(engine)
+        self.step(item.topic, item.payload, item.arrival)
         self.link.ack(item)  # only now: a crash before this gets the message redelivered
+
+    def _make_step(self, engine: Engine) -> Step:
+        return Step(
+            engine,
+            self.decoder,
+            clock=WallClock(),
+            on_actions=self._on_actions,
+            on_deadletter=self._deadletter,
+            on_event=self._observe if self.history is not None else None,
+        )
+
+    def _observe(self, event: Event) -> None:
+        if self.history is not None and isinstance(event, PosItem | CouponRedeemed | Checkout):
+            self.history.observe(event)  # RFM input; a background writer, never blocks
+
+    def _on_actions(self, actions: list[Action], cause: Event | None, arrival: float) -> None:
+        if cause is None:  # timers that fell due as the clock moved to now
+            self._publish(actions, time.time(), timer=True)
+        else:
+            self._publish(actions, time.time(), timer=False, event=(cause.ts, arrival))
 
     def _publish(
         self,
@@ -322,11 +317,9 @@ class EdgeRunner:
                 self.metrics.decision_latency("device", max(0.0, sent - device_ts))
                 self.metrics.decision_latency("arrival", max(0.0, sent - arrival))
 
-    def _deadletter(self, rej: Rejection) -> None:
-        store = rej.store or "_unknown"
-        topic = f"{self.settings.prefix}/{store}/deadletter"
-        self.link.publish(topic, orjson.dumps(rej.deadletter_payload()))
-        self.metrics.deadletter(rej.reason)
+    def _deadletter(self, letter: DeadLetter) -> None:
+        self.link.publish(letter.topic, orjson.dumps(letter.payload()))
+        self.metrics.deadletter(letter.reason)
 
     def _sync_metrics(self, engine: Engine) -> None:
         self.metrics.sync(engine)
@@ -354,6 +347,7 @@ class EdgeRunner:
             return False
         engine.reload(rules, registries)
         self.decoder = Decoder(registries, DecoderSettings(prefix=self.settings.prefix))
+        self.step.decoder = self.decoder
         self.registries = registries
         self.metrics.reload("ok")
         log.info("reloaded %d rule(s) for %d store(s)", len(rules.rules), len(registries))
