@@ -195,7 +195,7 @@ class PresenceTracker:
                 *self._candidate(st, subject, zone, ts, rssi),
             )
         seen = st.seen
-        if ts < seen or (ts == seen and zone == st.last_zone):
+        if ts <= seen:
             # A repeat (QoS 1 redelivery, two gateways hearing one report) or a
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.

@@ -196,9 +196,10 @@ def _presence(tracker: PresenceTracker, zone_ix: dict[str, int]) -> list[list[An
         last_zone = None if p.last_zone == p.zone else ix(p.last_zone, p.last_zone)
         seen = None if p.seen == p.last_seen else p.seen
         visit = None if p.visit_start == p.since else p.visit_start
-        out.append(
-            [subject, zone, p.since, p.last_seen, seen, last_zone, cand, visit, p.prev_visit]
-        )
+        row = [subject, zone, p.since, p.last_seen, seen, last_zone, cand, visit, p.prev_visit]
+        if p.interval is not None:
+            row.append(p.interval)
+        out.append(row)
     return out
 
 
