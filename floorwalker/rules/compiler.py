@@ -172,6 +172,8 @@ def _alert(alert: AlertModel) -> m.AlertSpec:
         escalate=tuple(m.Escalation(step.after, _targets(step.to)) for step in alert.escalate),
         response_target_s=alert.response_target,
         include_shopper=alert.include_shopper,
+        band_every_s=alert.band_every,
+        group_within_s=alert.group_within,
     )
 
 

@@ -294,6 +294,10 @@ class AlertSpec:
     response_target_s: float | None = None
     include_shopper: bool = True
     """Attach the shopper summary (tier, segment), never raw personal data."""
+    band_every_s: float | None = None
+    """Page one band with this rule at most once per this long (share the load)."""
+    group_within_s: float | None = None
+    """One alert per zone for everything the rule raises within this long."""
 
 
 ActionSpec = OfferSpec | AlertSpec

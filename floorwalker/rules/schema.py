@@ -669,6 +669,16 @@ class AlertModel(_Model):
     include_shopper: bool = Field(
         default=True, description="Show the shopper's tier and segment (never personal data)."
     )
+    band_every: Duration | None = Field(
+        default=None,
+        description="Page one band with this rule at most once per this long, e.g. 2m: "
+        "the next nearest band is paged instead (spreads greetings over the staff).",
+    )
+    group_within: Duration | None = Field(
+        default=None,
+        description="One alert for everything this rule raises in one zone within this "
+        "long, e.g. 30s: shoppers arriving together get one greeting.",
+    )
 
     @field_validator("escalate")
     @classmethod
