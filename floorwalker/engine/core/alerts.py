@@ -1,9 +1,19 @@
-"""Open staff alerts: who was paged, who answered, and when.
+r"""Staff alerts: who was paged, who answered, and when.
 
-An alert lives from its first page to ``done`` (or its last escalation with no
-answer, plus a grace period). Escalation timers name the alert and the step; a
-timer finding the alert acknowledged or closed does nothing, which is how an
-ack stops an escalation.
+The life cycle of an alert::
+
+    open (paged, not answered) --ack--> acknowledged (someone is on it) --done--> done
+         \--decline--> passed on at once to the next nearest band (still open)
+         \--the escalation chain ends with no answer--> unanswered
+
+Escalation timers name the alert and the step; a timer finding the alert
+acknowledged or closed does nothing, which is how an ack stops an escalation.
+Only an acknowledged alert makes its band busy, until done or
+``busy_timeout_s``; a page nobody answers never does. While an alert is open
+or acknowledged, another press of the same bell is ``already_open``; after it
+is done or unanswered, a press opens a new alert (a higher priority if the
+last one went unanswered). Alerts are forgotten ``alert_keep_s`` after they
+end.
 """
 
 from __future__ import annotations
@@ -34,10 +44,34 @@ class OpenAlert:
     acked_at: float | None = None
     acked_by: str | None = None
     closed_at: float | None = None
+    ended_at: float | None = None
+    """When the escalation chain ran out with nobody answering (state ``unanswered``)."""
+    priority: str = ""
+    """As paged: the rule's, or one higher when the source's last alert went unanswered."""
+
+    def __post_init__(self) -> None:
+        if not self.priority:
+            self.priority = self.spec.priority
 
     @property
     def answered(self) -> bool:
         return self.acked_at is not None or self.closed_at is not None
+
+    @property
+    def state(self) -> str:
+        if self.closed_at is not None:
+            return "done"
+        if self.acked_at is not None:
+            return "acknowledged"
+        return "unanswered" if self.ended_at is not None else "open"
+
+    @property
+    def paged_band(self) -> str | None:
+        """The band holding the page now (the latest paged that did not decline)."""
+        for band in reversed(self.bands):
+            if band not in self.declined:
+                return band
+        return None
 
     def to_record(self) -> dict[str, Any]:
         """Everything but the spec, which is found again by rule id on restore."""
@@ -59,6 +93,8 @@ class OpenAlert:
             "acked_at": self.acked_at,
             "acked_by": self.acked_by,
             "closed_at": self.closed_at,
+            "ended_at": self.ended_at,
+            "priority": self.priority,
         }
 
     @classmethod
@@ -82,6 +118,8 @@ class OpenAlert:
             acked_at=rec.get("acked_at"),
             acked_by=rec.get("acked_by"),
             closed_at=rec.get("closed_at"),
+            ended_at=rec.get("ended_at"),
+            priority=str(rec.get("priority") or spec.priority),
         )
 
 
@@ -107,15 +145,32 @@ class NoJournal:
         return None
 
 
-class AlertBook:
-    """Open and recently closed alerts of one store."""
+STATES = ("open", "acknowledged", "unanswered", "done")
 
-    __slots__ = ("alerts", "open_by_source")
+_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def raised(priority: str) -> str:
+    """One step up (``urgent`` stays ``urgent``)."""
+    k = _PRIORITIES.index(priority) if priority in _PRIORITIES else 1
+    return _PRIORITIES[min(k + 1, len(_PRIORITIES) - 1)]
+
+
+class AlertBook:
+    """The alerts of one store, and what routing needs to know about them."""
+
+    __slots__ = ("alerts", "last_paged", "last_raised", "open_by_source", "unanswered")
 
     def __init__(self) -> None:
         self.alerts: dict[str, OpenAlert] = {}
         self.open_by_source: dict[tuple[str, str], str] = {}
-        """(rule, source key) -> alert id, while unanswered: one open alert per bell and rule"""
+        """(rule, source key) -> alert id, while open: one open alert per bell and rule"""
+        self.unanswered: dict[tuple[str, str], float] = {}
+        """(rule, source key) -> when its last alert went unanswered (the next one is raised)"""
+        self.last_paged: dict[tuple[str, str], float] = {}
+        """(rule, band) -> latest page (``band_every``)"""
+        self.last_raised: dict[tuple[str, str], float] = {}
+        """(rule, zone) -> latest alert raised there (``group_within``)"""
 
     def add(self, alert: OpenAlert) -> None:
         self.alerts[alert.id] = alert
@@ -129,7 +184,7 @@ class AlertBook:
         self.open_by_source.pop((alert.rule, alert.source_key), None)
 
     def expire(self, now: float, keep_s: float) -> list[str]:
-        """Forget alerts closed, or created and never answered, more than ``keep_s`` ago."""
+        """Forget alerts done, or created and never answered, more than ``keep_s`` ago."""
         doomed = [
             a.id
             for a in self.alerts.values()
@@ -138,7 +193,33 @@ class AlertBook:
         for alert_id in doomed:
             alert = self.alerts.pop(alert_id)
             self.answered(alert)
+        for table in (self.unanswered, self.last_paged, self.last_raised):
+            for key in [k for k, t in table.items() if now - t > keep_s]:
+                del table[key]
         return doomed
 
-    def open_count(self) -> int:
-        return sum(1 for a in self.alerts.values() if a.closed_at is None)
+    def counts(self) -> dict[str, int]:
+        """Alerts by state (done ones included until they are forgotten)."""
+        out = dict.fromkeys(STATES, 0)
+        for a in self.alerts.values():
+            out[a.state] += 1
+        return out
+
+    def busy_bands(self, now: float, timeout_s: float) -> frozenset[str]:
+        """Bands on an acknowledged alert, not done, acknowledged less than the timeout ago."""
+        return frozenset(
+            a.acked_by
+            for a in self.alerts.values()
+            if a.acked_by is not None
+            and a.closed_at is None
+            and a.acked_at is not None
+            and now - a.acked_at < timeout_s
+        )
+
+    def load(self) -> dict[str, int]:
+        """Open alerts each band holds now (the fewer, the likelier it gets the next)."""
+        out: dict[str, int] = {}
+        for a in self.alerts.values():
+            if a.state == "open" and (band := a.paged_band) is not None:
+                out[band] = out.get(band, 0) + 1
+        return out

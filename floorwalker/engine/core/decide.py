@@ -76,7 +76,7 @@ class Decider:
             st.registry.tzinfo,
             profile,
             st.previous_visit(shopper),
-            lambda: st.staff.anyone_in(ctx.zone),
+            lambda: st.staff.anyone_in(ctx.zone, ctx.ts),
             lambda cond: st.bought.get((slots[cond], shopper)) if shopper else None,
         )
         for named in rule.conditions:

@@ -57,9 +57,14 @@ _ENGINE_MAGIC = b"FWEN"
 @dataclass(frozen=True, slots=True)
 class Gauges:
     active_shoppers: int
-    open_alerts: int
+    alerts: Mapping[str, int]
+    """by state: open (paged, unanswered), acknowledged, unanswered (chain ended), done"""
     pending_timers: int
     unhealthy_devices: int
+
+    @property
+    def open_alerts(self) -> int:
+        return self.alerts.get("open", 0)
 
 
 class Engine:
@@ -204,7 +209,17 @@ class Engine:
             )
             if due is None or due > end:
                 return
-            self.advance_to(max(due, self.clock) + lateness)
+            if due + lateness > self.clock:
+                self.advance_to(due + lateness)
+            elif not self._run_past_due():
+                return
+
+    def _run_past_due(self) -> bool:
+        """Fire what fell due while the clock stood still (a late event's timers, a dwell
+        backdated to a slow device's first report); False if nothing could fire."""
+        before = sum(len(s.timers) for s in self._by_position)
+        self._run_due(self.clock)
+        return sum(len(s.timers) for s in self._by_position) != before or bool(self._emitted)
 
     # ------------------------------------------------------------------ state
 
@@ -268,7 +283,10 @@ class Engine:
         restored = 0
         for rec in records:
             store = self.stores.get(str(rec.get("store")))
-            if store is not None and restore_alert(store.state, store.schedule, dict(rec)):
+            end_after = self.settings.unanswered_after_s
+            if store is not None and restore_alert(
+                store.state, store.schedule, dict(rec), end_after
+            ):
                 restored += 1
         return restored
 
@@ -296,7 +314,7 @@ class Engine:
         stores = self._by_position
         return Gauges(
             active_shoppers=sum(len(s.state.presence) for s in stores),
-            open_alerts=sum(s.state.alerts.open_count() for s in stores),
+            alerts=_summed(s.state.alerts.counts() for s in stores),
             pending_timers=sum(len(s.timers) for s in stores),
             unhealthy_devices=sum(len(s.state.unhealthy) for s in stores),
         )
@@ -312,3 +330,11 @@ class Engine:
 def _store_of(data: bytes) -> str:
     """The store id a snapshot names (in its header), read without restoring it."""
     return peek_label(data)
+
+
+def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v
+    return out

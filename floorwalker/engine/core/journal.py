@@ -19,32 +19,28 @@ from floorwalker.engine.core.ports import Schedule
 from floorwalker.engine.core.state import StoreState
 
 
-def restore_alert(st: StoreState, schedule: Schedule, rec: dict[str, Any]) -> bool:
-    """Take one journal record back into the store; False if it no longer applies."""
+def restore_alert(
+    st: StoreState, schedule: Schedule, rec: dict[str, Any], end_after: float
+) -> bool:
+    """Take one journal record back into the store; False if it no longer applies.
+
+    ``end_after`` is ``unanswered_after_s``: an open alert's chain ends that long
+    after its last step.
+    """
     spec = alert_spec(st, str(rec.get("rule")))
     if spec is None:
         return False
     alert = OpenAlert.from_record(dict(rec), spec)
     known = st.alerts.alerts.get(alert.id)
     if known is not None:
-        _release(st, known)
+        st.alerts.answered(known)  # its open-by-source key; the record says what holds now
     st.alerts.add(alert)
-    if alert.answered:
+    if alert.answered or alert.ended_at is not None:
         st.alerts.answered(alert)
-        if alert.closed_at is None and alert.acked_by is not None:
-            st.staff.busy[alert.acked_by] = alert.id
         return True
-    for band in alert.bands:
-        st.staff.busy[band] = alert.id
-    if known is None:  # a snapshot that held the alert also holds its escalation timers
+    if known is None:  # a snapshot that held the alert also holds its timers
         for k in range(alert.step - 1, len(spec.escalate)):
             schedule(alert.created + spec.escalate[k].after_s, "escalate", (st.store, alert.id, k))
+        last = spec.escalate[-1].after_s if spec.escalate else 0.0
+        schedule(alert.created + last + end_after, "unanswered", (st.store, alert.id))
     return True
-
-
-def _release(st: StoreState, alert: OpenAlert) -> None:
-    """Undo what the older copy of an alert held: its bands and its open-by-source key."""
-    st.alerts.answered(alert)
-    for band, held in list(st.staff.busy.items()):
-        if held == alert.id:
-            del st.staff.busy[band]

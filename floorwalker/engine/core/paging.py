@@ -1,9 +1,12 @@
 """Staff alerts: who is paged, escalation, and what an answer does.
 
 An alert is raised once per bell (or shopper, or device) and rule while it is
-unanswered; it pages the nearest available band, escalates on its timers and
-stops when someone acknowledges it. Offline bands are never paged; staff
-alerts fail open when the guard store is unreachable.
+open; it pages the nearest available band, escalates on its timers and stops
+when someone acknowledges it. When the chain has run out with no answer
+(``unanswered_after_s`` after the last step) the alert is *unanswered*; the
+next press opens a new alert, one priority higher. See
+:mod:`floorwalker.engine.core.alerts` for the life cycle. Offline bands are
+never paged; staff alerts fail open when the guard store is unreachable.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from typing import Any
 
 from floorwalker.devices.events import StaffAck
 from floorwalker.engine.core.actions import Action, Alert, stable_id
-from floorwalker.engine.core.alerts import OpenAlert
+from floorwalker.engine.core.alerts import OpenAlert, raised
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.guards import CounterLimit, Ticket
 from floorwalker.engine.core.ports import Ports, Schedule
 from floorwalker.engine.core.profiles import Profile
 from floorwalker.engine.core.settings import EngineSettings
+from floorwalker.engine.core.staff import Floor
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.verdicts import Verdicts, cap_counters, subject_of
 from floorwalker.rules.model import AlertSpec, NextNearest, Rule
@@ -58,8 +62,10 @@ class Pager:
         source_key = ctx.bell or ctx.shopper or ctx.device or ctx.zone or "-"
         alert_id = stable_id("al-", rule.id, st.store, source_key, ctx.source)
         subject = subject_of(ctx)
-        if st.alerts.open_for(rule.id, source_key) is not None:
-            self.verdicts.decide(ctx.ts, rule.id, "alert", subject, None, "already_open", alert_id)
+        zone = ctx.zone or (st.presence.zone_of(ctx.shopper, ctx.ts) if ctx.shopper else None) or ""
+        refused = self._refusal(rule, spec, source_key, zone, ctx.ts)
+        if refused is not None:
+            self.verdicts.decide(ctx.ts, rule.id, "alert", subject, None, refused, alert_id)
             return
         counters: tuple[CounterLimit, ...] = ()
         if ctx.shopper:
@@ -72,7 +78,6 @@ class Pager:
         if reason is not None:
             self.verdicts.decide(ctx.ts, rule.id, "alert", subject, None, reason, alert_id)
             return
-        zone = ctx.zone or (st.presence.zone_of(ctx.shopper, ctx.ts) if ctx.shopper else None) or ""
         alert = OpenAlert(
             id=alert_id,
             store=st.store,
@@ -87,7 +92,12 @@ class Pager:
             summary=profile.summary() if (profile and spec.include_shopper) else None,
             advisor=profile.advisor if profile else None,
         )
-        band = st.staff.route(spec.to, zone or None, alert.advisor)
+        if (rule.id, source_key) in st.alerts.unanswered:
+            alert.priority = raised(spec.priority)  # nobody came last time: louder now
+        st.alerts.last_raised[(rule.id, zone)] = ctx.ts
+        band = st.staff.route(
+            spec.to, zone or None, alert.advisor, floor=self._floor(alert, ctx.ts)
+        )
         if band is None:
             self.verdicts.decide(
                 ctx.ts, rule.id, "alert", subject, None, "no_staff_available", alert_id
@@ -101,10 +111,50 @@ class Pager:
             self.ports.journal_save(alert)
         for k, esc in enumerate(spec.escalate):
             self.schedule(ctx.ts + esc.after_s, "escalate", (st.store, alert_id, k))
+        self.schedule(self.chain_end(alert), "unanswered", (st.store, alert_id))
+
+    def chain_end(self, alert: OpenAlert) -> float:
+        """When an alert nobody answers becomes unanswered: after its last step."""
+        last = alert.spec.escalate[-1].after_s if alert.spec.escalate else 0.0
+        return alert.created + last + self.settings.unanswered_after_s
+
+    def _refusal(
+        self, rule: Rule, spec: AlertSpec, source_key: str, zone: str, ts: float
+    ) -> str | None:
+        book = self.st.alerts
+        if book.open_for(rule.id, source_key) is not None:
+            return "already_open"
+        grouped = book.last_raised.get((rule.id, zone))
+        if spec.group_within_s and grouped is not None and ts - grouped < spec.group_within_s:
+            return "grouped"
+        return None
+
+    def _floor(self, alert: OpenAlert, now: float) -> Floor:
+        book, every = self.st.alerts, alert.spec.band_every_s
+        capped = frozenset(
+            band
+            for (rule, band), at in book.last_paged.items()
+            if every and rule == alert.rule and now - at < every
+        )
+        busy = book.busy_bands(now, self.settings.busy_timeout_s)
+        return Floor(now=now, busy=busy, load=book.load(), capped=capped)
+
+    def on_unanswered(self, alert_id: str, due: float) -> None:
+        """The chain ran out and nobody answered: the alert ends as unanswered."""
+        book = self.st.alerts
+        alert = book.alerts.get(alert_id)
+        if alert is None or alert.answered or alert.ended_at is not None:
+            return
+        alert.ended_at = due
+        book.answered(alert)  # the next press opens a new alert
+        book.unanswered[(alert.rule, alert.source_key)] = due
+        self.stats.unanswered[alert.rule] += 1
+        self.ports.journal_save(alert)
 
     def _page(self, alert: OpenAlert, band: str, ts: float) -> None:
         alert.bands.append(band)
-        self.st.staff.busy[band] = alert.id
+        self.st.alerts.last_paged[(alert.rule, band)] = ts
+        self.stats.pages[band] += 1
         self.ports.journal_save(alert)  # before the page is published: write-ahead
         page = Alert(
             id=alert.id,
@@ -112,7 +162,7 @@ class Pager:
             band=band,
             ts=ts,
             rule=alert.rule,
-            priority=alert.spec.priority,
+            priority=alert.priority,
             zone=alert.zone,
             message=alert.message,
             step=alert.step,
@@ -135,8 +185,14 @@ class Pager:
 
     def _reroute(self, alert: OpenAlert, targets: Any, ts: float) -> bool:
         paged = frozenset(alert.bands) | alert.declined
+        floor = self._floor(alert, ts)
         band = self.st.staff.route(
-            targets, alert.zone or None, alert.advisor, paged, frozenset(alert.declined)
+            targets,
+            alert.zone or None,
+            alert.advisor,
+            paged,
+            frozenset(alert.declined),
+            floor=floor,
         )
         if band is None:
             subject = alert.shopper or alert.bell or alert.zone
@@ -148,29 +204,28 @@ class Pager:
 
     def answer(self, alert: OpenAlert, ev: StaffAck) -> None:
         """A staff answer: ack/done stop the escalation; decline passes the alert on now."""
-        st = self.st
         if ev.action == "decline":
             alert.declined.add(ev.band)
-            if st.staff.busy.get(ev.band) == alert.id:
-                del st.staff.busy[ev.band]
-            if not alert.answered:
+            if not alert.answered and alert.ended_at is None:
                 self._reroute(alert, (NextNearest(),), ev.ts)
             self.ports.journal_save(alert)
             return
         if alert.acked_at is None:
             alert.acked_at, alert.acked_by = ev.ts, ev.band
-            self.stats.response_s.setdefault(alert.rule, []).append(ev.ts - alert.created)
-            st.alerts.answered(alert)
-        for band in alert.bands:
-            if band != alert.acked_by and st.staff.busy.get(band) == alert.id:
-                del st.staff.busy[band]
+            self._record_response(alert, ev.ts - alert.created)
+            self.st.alerts.answered(alert)
         if ev.action == "done":
             alert.closed_at = ev.ts
-            if alert.acked_by is not None and st.staff.busy.get(alert.acked_by) == alert.id:
-                del st.staff.busy[alert.acked_by]
-        else:
-            st.staff.busy[ev.band] = alert.id
         self.ports.journal_save(alert)
+
+    def _record_response(self, alert: OpenAlert, seconds: float) -> None:
+        stats = self.stats
+        stats.response_s.setdefault(alert.rule, []).append(seconds)
+        target = alert.spec.response_target_s
+        if target is not None:
+            stats.response_target_s[alert.rule] = target
+            if seconds <= target:
+                stats.within_target[alert.rule] += 1
 
 
 class _Blank(dict[str, Any]):

@@ -21,6 +21,10 @@ class EngineSettings:
     location_ttl_s: float = 86400.0
     """Location-derived state (visit history) is forgotten after this (privacy)."""
     alert_keep_s: float = 3600.0
+    unanswered_after_s: float = 60.0
+    """An alert nobody answered this long after its last escalation step is unanswered."""
+    busy_timeout_s: float = 900.0
+    """A band on an acknowledged alert counts as busy until done, or this long after the ack."""
     sweep_every_s: float = 60.0
     device_silence_s: float = 300.0
     """A gateway silent, or any device reporting offline, this long pages the manager."""

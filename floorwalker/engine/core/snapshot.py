@@ -160,10 +160,13 @@ def encode_store(store: StoreUnit) -> bytes:
         "staff": [
             _presence(st.staff.presence, zone_ix),
             sorted(st.staff.offline),
-            list(st.staff.busy.items()),
         ],
         "alerts": [_alert(a) for a in st.alerts.alerts.values()],
         "open_by_source": [[r, k, i] for (r, k), i in st.alerts.open_by_source.items()],
+        "alert_memory": [
+            [[r, k, t] for (r, k), t in table.items()]
+            for table in (st.alerts.unanswered, st.alerts.last_paged, st.alerts.last_raised)
+        ],
         "leave_watch": [sorted(st.leave_watch), sorted(st.staff_leave_watch)],
         "visits": list(st.visits.items()),
         "seq_first": [[r, k, t] for (r, k), t in st.seq_first.items()],
@@ -222,6 +225,8 @@ def _alert(a: OpenAlert) -> list[Any]:
         a.acked_at,
         a.acked_by,
         a.closed_at,
+        a.ended_at,
+        a.priority,
     ]
 
 
@@ -269,10 +274,9 @@ def _load(store: StoreUnit, doc: dict[str, Any]) -> None:
     own = {z: z for z in st.registry.zones}
     zones = [own.get(z, z) for z in doc["zones"]]
     _load_presence(st.presence, doc["presence"], zones)
-    staff_presence, offline, busy = doc["staff"]
+    staff_presence, offline = doc["staff"]
     _load_presence(st.staff.presence, staff_presence, zones)
     st.staff.offline = set(offline)
-    st.staff.busy = dict(busy)
     _load_alerts(st, doc)
     leave, staff_leave = doc["leave_watch"]
     st.leave_watch, st.staff_leave_watch = set(leave), set(staff_leave)
@@ -330,14 +334,20 @@ def _load_alerts(st: StoreState, doc: dict[str, Any]) -> None:
             specs[rule] = alert_spec(st, rule)
         spec = specs[rule]
         if spec is not None:  # a rule since removed takes its alerts with it
-            acked_at, acked_by, closed_at = answer
+            acked_at, acked_by, closed_at, ended_at, priority = answer
             book.alerts[alert_id] = OpenAlert(
                 alert_id, store, rule, spec, zone, message, created, source_key, shopper,
                 bell, summary, advisor, step, bands, set(declined), acked_at, acked_by, closed_at,
+                ended_at, priority,
             )  # fmt: skip
     for rule, key, alert_id in doc["open_by_source"]:
         if alert_id in book.alerts:
             book.open_by_source[(rule, key)] = alert_id
+    for table, rows in zip(
+        (book.unanswered, book.last_paged, book.last_raised), doc["alert_memory"], strict=True
+    ):
+        table.clear()
+        table.update(((r, k), t) for r, k, t in rows)
 
 
 def _context_from(values: list[Any]) -> Context:

@@ -1,16 +1,19 @@
 """Staff whereabouts and alert routing.
 
-Staff bands are located by the same debounced presence as shoppers. "Nearest"
-means, in this order: a band in the alert's zone, in an adjacent zone, in (or
-assigned to) the zone's section, then anywhere else by zone hops; bands with no
-known location come last. Among equals, free bands beat bands already holding
-an open alert, then fewer hops, then the band id (so routing is deterministic).
-Offline bands (status ``online: false``) are never chosen.
+Staff bands are located by the same debounced presence as shoppers (adapting
+to each band's reporting cadence). "Nearest" means, in this order: a band in
+the alert's zone, in an adjacent zone, in (or assigned to) the zone's section,
+then anywhere else by zone hops; bands with no known location (or unseen for
+their leave gap) come last. Among equals, free bands beat busy ones (on an
+acknowledged alert), then bands holding fewer open pages (the load is shared),
+then fewer hops, then the band id (so routing is deterministic). Offline bands
+(status ``online: false``) are never chosen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from floorwalker.devices.registry import UNREACHABLE, Registry
 from floorwalker.engine.core.presence import PresenceSettings, PresenceTracker
@@ -19,25 +22,37 @@ from floorwalker.rules.model import Advisor, ByRole, Nearest, NextNearest, Targe
 IN_ZONE, ADJACENT, SECTION, ELSEWHERE, UNKNOWN = range(5)
 
 
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """What routing needs to know of the moment besides where bands are."""
+
+    now: float | None = None
+    """Locations older than a band's leave gap by then count as unknown."""
+    busy: frozenset[str] = frozenset()
+    """Bands on an acknowledged alert."""
+    load: Mapping[str, int] = field(default_factory=dict)
+    """Open pages each band holds."""
+    capped: frozenset[str] = frozenset()
+    """Bands this rule may not page again yet (``band_every``)."""
+
+
 class StaffRoster:
-    __slots__ = ("busy", "offline", "presence", "registry")
+    __slots__ = ("offline", "presence", "registry")
 
     def __init__(self, registry: Registry, settings: PresenceSettings) -> None:
         self.registry = registry
         hints = {b: m.report_every for b, m in registry.staff.items() if m.report_every is not None}
         self.presence = PresenceTracker(settings, hints)
         self.offline: set[str] = set()
-        self.busy: dict[str, str] = {}
-        """band -> id of the open alert it holds"""
 
-    def zone_of(self, band: str) -> str | None:
-        return self.presence.zone_of(band)
+    def zone_of(self, band: str, now: float | None = None) -> str | None:
+        return self.presence.zone_of(band, now)
 
-    def anyone_in(self, zone: str | None) -> bool:
+    def anyone_in(self, zone: str | None, now: float | None = None) -> bool:
         if zone is None:
             return False
         return any(
-            self.presence.zone_of(band) == zone and band not in self.offline
+            self.presence.zone_of(band, now) == zone and band not in self.offline
             for band in self.registry.staff
         )
 
@@ -54,6 +69,8 @@ class StaffRoster:
         advisor: str | None,
         paged: frozenset[str] = frozenset(),
         declined: frozenset[str] = frozenset(),
+        *,
+        floor: Floor | None = None,
     ) -> str | None:
         """The band for the first target (in order) that has an available band.
 
@@ -61,36 +78,48 @@ class StaffRoster:
         only bands that declined it (a manager paged at step 1 may be paged again
         at step 3, as a reminder with a higher step).
         """
+        floor = floor or Floor()
         for target in targets:
-            exclude = paged if isinstance(target, NextNearest) else declined
-            band = self._pick(target, zone, advisor, exclude)
+            exclude = (paged if isinstance(target, NextNearest) else declined) | floor.capped
+            band = self._pick(target, zone, advisor, exclude, floor)
             if band is not None:
                 return band
         return None
 
     def _pick(
-        self, target: Target, zone: str | None, advisor: str | None, exclude: frozenset[str]
+        self,
+        target: Target,
+        zone: str | None,
+        advisor: str | None,
+        exclude: frozenset[str],
+        floor: Floor,
     ) -> str | None:
         if isinstance(target, Advisor):
             ok = advisor is not None and advisor in self.registry.staff
             usable = ok and advisor not in self.offline and advisor not in exclude
             return advisor if usable else None
-        ranked = self.ranked(zone, exclude)
+        ranked = self.ranked(zone, exclude, floor)
         if isinstance(target, ByRole):
             ranked = [b for b in ranked if self.registry.staff[b].role == target.role]
         elif isinstance(target, Nearest | NextNearest):
             anywhere = target.anywhere if isinstance(target, Nearest) else True
             if not anywhere:
-                ranked = [b for b in ranked if self._tier(b, zone)[0] <= SECTION]
+                ranked = [b for b in ranked if self._tier(b, zone, floor.now)[0] <= SECTION]
         return ranked[0] if ranked else None
 
-    def ranked(self, zone: str | None, exclude: frozenset[str] = frozenset()) -> list[str]:
+    def ranked(
+        self, zone: str | None, exclude: frozenset[str] = frozenset(), floor: Floor | None = None
+    ) -> list[str]:
         """Online bands not excluded, best first."""
+        f = floor or Floor()
         bands = [b for b in self.registry.staff if b not in self.offline and b not in exclude]
-        return sorted(bands, key=lambda b: (self._tier(b, zone), b in self.busy, b))
+        return sorted(
+            bands,
+            key=lambda b: (self._tier(b, zone, f.now), b in f.busy, f.load.get(b, 0), b),
+        )
 
-    def _tier(self, band: str, zone: str | None) -> tuple[int, int]:
-        here = self.presence.zone_of(band)
+    def _tier(self, band: str, zone: str | None, now: float | None = None) -> tuple[int, int]:
+        here = self.presence.zone_of(band, now)
         if here is None or zone is None:
             return (UNKNOWN, UNREACHABLE)
         reg = self.registry

@@ -168,6 +168,8 @@ class StoreState:
     def _forget_in_alerts(self, shopper: str) -> int:
         """Alerts stay (staff still need to help) but no longer name the shopper."""
         touched = 0
+        for key in [k for k in self.alerts.unanswered if k[1] == shopper]:
+            del self.alerts.unanswered[key]
         for alert in self.alerts.alerts.values():
             if shopper not in (alert.shopper, alert.source_key):
                 continue

@@ -31,6 +31,13 @@ class EngineStats:
     redemptions_refused: Counter[str] = field(default_factory=Counter)
     response_s: dict[str, list[float]] = field(default_factory=dict)
     escalations: Counter[str] = field(default_factory=Counter)
+    unanswered: Counter[str] = field(default_factory=Counter)
+    """rule -> alerts whose escalation chain ended with nobody answering"""
+    within_target: Counter[str] = field(default_factory=Counter)
+    """rule -> answers within the rule's ``response_target``"""
+    response_target_s: dict[str, float] = field(default_factory=dict)
+    pages: Counter[str] = field(default_factory=Counter)
+    """band -> pages sent to it (the load per staff member)"""
     late_accepted: int = 0
     guard_errors: int = 0
 

@@ -227,6 +227,8 @@ class Store:
             self.triggers.on_absence(str(args[1]), str(args[2]), float(args[3]), due)  # type: ignore[arg-type]
         elif kind == "escalate":
             self.decider.pager.escalate(str(args[1]), int(args[2]), due)  # type: ignore[call-overload]
+        elif kind == "unanswered":
+            self.decider.pager.on_unanswered(str(args[1]), due)
         self.decider.settle(due)
 
     # ------------------------------------------------------------------ housekeeping

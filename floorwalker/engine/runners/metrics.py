@@ -192,6 +192,24 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self._unanswered = Counter(
+            "floorwalker_alerts_unanswered",
+            "Alerts whose escalation chain ended with nobody answering, by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self._pages = Counter(
+            "floorwalker_alert_pages",
+            "Pages sent to each staff band (the load per member of staff).",
+            ["band"],
+            registry=r,
+        )
+        self._within_target = Counter(
+            "floorwalker_staff_responses_within_target",
+            "Answers that came within the rule's response_target, by rule.",
+            ["rule"],
+            registry=r,
+        )
         # ----------------------------------------------------------- counters (from the runner)
         self._deadletters = Counter(
             "floorwalker_deadletters",
@@ -267,7 +285,19 @@ class Metrics:
         )
         self._alerts_open = Gauge(
             "floorwalker_alerts_open",
-            "Staff alerts raised and not yet closed (acknowledged ones stay open until done).",
+            "Staff alerts paged and not answered yet (state open).",
+            registry=r,
+        )
+        self._alerts = Gauge(
+            "floorwalker_alerts",
+            "Staff alerts held, by state: open, acknowledged, unanswered, done.",
+            ["state"],
+            registry=r,
+        )
+        self._response_target = Gauge(
+            "floorwalker_staff_response_target_seconds",
+            "The rule's response_target, beside floorwalker_staff_response_seconds.",
+            ["rule"],
             registry=r,
         )
         self._active_shoppers = Gauge(
@@ -293,6 +323,9 @@ class Metrics:
         self._seen_suppressed: _Deltas[tuple[str, str]] = _Deltas()
         self._seen_redeemed: _Deltas[str] = _Deltas()
         self._seen_escalations: _Deltas[str] = _Deltas()
+        self._seen_unanswered: _Deltas[str] = _Deltas()
+        self._seen_pages: _Deltas[str] = _Deltas()
+        self._seen_within: _Deltas[str] = _Deltas()
         self._seen_responses: dict[str, tuple[list[float], int]] = {}
         self._kind_names: dict[type, str] = {}
 
@@ -311,9 +344,14 @@ class Metrics:
                 self._forget(stats)
             self._sync_counters(stats)
             self._sync_responses(stats)
-            self._alerts_open.set(engine.gauges().open_alerts)
-            self._active_shoppers.set(engine.gauges().active_shoppers)
-            self._devices_unhealthy.set(engine.gauges().unhealthy_devices)
+            gauges = engine.gauges()
+            self._alerts_open.set(gauges.open_alerts)
+            for state, n in gauges.alerts.items():
+                self._alerts.labels(state=state).set(n)
+            self._active_shoppers.set(gauges.active_shoppers)
+            self._devices_unhealthy.set(gauges.unhealthy_devices)
+            for rule, target in stats.response_target_s.items():
+                self._response_target.labels(rule=rule).set(target)
 
     def _forget(self, stats: EngineStats) -> None:
         self._stats = stats
@@ -322,6 +360,9 @@ class Metrics:
         self._seen_suppressed.reset()
         self._seen_redeemed.reset()
         self._seen_escalations.reset()
+        self._seen_unanswered.reset()
+        self._seen_pages.reset()
+        self._seen_within.reset()
         self._seen_responses = {}
 
     def _sync_counters(self, stats: EngineStats) -> None:
@@ -338,6 +379,12 @@ class Metrics:
             self._coupons_redeemed.labels(rule=rule).inc(n)
         for rule, n in self._seen_escalations.step(stats.escalations):
             self._escalations.labels(rule=rule).inc(n)
+        for rule, n in self._seen_unanswered.step(stats.unanswered):
+            self._unanswered.labels(rule=rule).inc(n)
+        for band, n in self._seen_pages.step(stats.pages):
+            self._pages.labels(band=band).inc(n)
+        for rule, n in self._seen_within.step(stats.within_target):
+            self._within_target.labels(rule=rule).inc(n)
 
     def _sync_responses(self, stats: EngineStats) -> None:
         seen = self._seen_responses

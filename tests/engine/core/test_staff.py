@@ -12,7 +12,7 @@ import pytest
 
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.presence import PresenceSettings
-from floorwalker.engine.core.staff import StaffRoster
+from floorwalker.engine.core.staff import Floor, StaffRoster
 from floorwalker.rules.model import Advisor, ByRole, Nearest, NextNearest
 
 T = 1_700_000_000.0
@@ -104,23 +104,35 @@ def test_offline_band_in_zone_does_not_count_as_staff_there() -> None:
 def test_free_beats_busy_among_equals() -> None:
     r = roster({"band-9-in": "Z", "band-8-adjacent": "Z"})
     assert r.ranked("Z")[:2] == ["band-8-adjacent", "band-9-in"]  # equals: by id
-    r.busy["band-8-adjacent"] = "al-1"
-    assert r.ranked("Z")[:2] == ["band-9-in", "band-8-adjacent"]
-    assert r.route((Nearest(),), "Z", None) == "band-9-in"
-    del r.busy["band-8-adjacent"]
+    busy = Floor(busy=frozenset({"band-8-adjacent"}))
+    assert r.ranked("Z", floor=busy)[:2] == ["band-9-in", "band-8-adjacent"]
+    assert r.route((Nearest(),), "Z", None, floor=busy) == "band-9-in"
     assert r.route((Nearest(),), "Z", None) == "band-8-adjacent"
+
+
+def test_fewer_open_pages_win_among_equals() -> None:
+    r = roster({"band-9-in": "Z", "band-8-adjacent": "Z"})
+    loaded = Floor(load={"band-8-adjacent": 2, "band-9-in": 1})
+    assert r.route((Nearest(),), "Z", None, floor=loaded) == "band-9-in"
+    both = Floor(busy=frozenset({"band-9-in"}), load={"band-8-adjacent": 2})
+    assert r.route((Nearest(),), "Z", None, floor=both) == "band-8-adjacent"  # busy weighs more
+
+
+def test_a_capped_band_is_passed_over() -> None:
+    r = roster({"band-9-in": "Z", "band-8-adjacent": "Z"})
+    capped = Floor(capped=frozenset({"band-8-adjacent"}))
+    assert r.route((Nearest(),), "Z", None, floor=capped) == "band-9-in"
 
 
 def test_busy_band_in_zone_still_beats_free_band_further_away() -> None:
     r = roster()
-    r.busy["band-9-in"] = "al-1"
-    assert r.ranked("Z")[:2] == ["band-9-in", "band-8-adjacent"]
+    busy = Floor(busy=frozenset({"band-9-in"}))
+    assert r.ranked("Z", floor=busy)[:2] == ["band-9-in", "band-8-adjacent"]
 
 
 def test_unknown_zone_ranks_everyone_by_busy_then_id() -> None:
     r = roster()
-    r.busy["band-3-unknown"] = "al-1"
-    ranked = r.ranked(None)
+    ranked = r.ranked(None, floor=Floor(busy=frozenset({"band-3-unknown"})))
     assert ranked[-1] == "band-3-unknown"
     assert ranked[:-1] == sorted(ranked[:-1])
 

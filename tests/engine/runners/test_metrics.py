@@ -86,8 +86,10 @@ def test_sync_turns_engine_counters_into_prometheus_counters(catalog: RuleSet) -
     assert counter("floorwalker_staff_response_seconds_bucket", rule="service-bell", le="15.0") == 0
     assert counter("floorwalker_staff_response_seconds_bucket", rule="service-bell", le="30.0") == 1
     # Gauges come from the engine.
-    assert sc.engine.gauges().open_alerts == 1  # acknowledged, not done
-    assert counter("floorwalker_alerts_open") == 1
+    assert sc.engine.gauges().open_alerts == 0  # acknowledged: someone is on it
+    assert sc.engine.gauges().alerts["acknowledged"] == 1
+    assert counter("floorwalker_alerts_open") == 0
+    assert counter("floorwalker_alerts", state="acknowledged") == 1
     assert counter("floorwalker_active_shoppers") == sc.engine.gauges().active_shoppers > 0
     assert counter("floorwalker_devices_unhealthy") == 0
 
@@ -144,7 +146,11 @@ def test_escalations_and_redeemed_coupons(catalog: RuleSet) -> None:
     assert value(m, "floorwalker_escalations_total", rule="service-bell") == 2
     assert value(m, "floorwalker_coupons_redeemed_total", rule="chilled-dwell-bogo") == 1
     assert value(m, "floorwalker_events_in_total", kind="coupon_redeemed") == 1
-    assert value(m, "floorwalker_alerts_open") == 1
+    # Nobody answered: once the chain is over the alert is unanswered, no longer open.
+    assert value(m, "floorwalker_alerts_open") == 0
+    assert value(m, "floorwalker_alerts", state="unanswered") == 1
+    assert value(m, "floorwalker_alerts_unanswered_total", rule="service-bell") == 1
+    assert sum(sc.engine.stats.pages.values()) == 3  # three steps, three pages
 
 
 def test_a_replaced_engine_never_makes_a_counter_go_down(catalog: RuleSet) -> None:
