@@ -165,7 +165,20 @@ def test_mosquitto_config_is_the_projects(tmp_path: Path) -> None:
     assert f"listener {broker.port} 127.0.0.1" in config
     assert "max_queued_messages 100000" in config
     assert "set_tcp_nodelay true" in config
-    assert "allow_anonymous true" in config
+    assert "allow_anonymous true" in config  # no `auth`: a loopback broker for anyone
+    assert "persistence true" in config and "autosave_interval 60" in config
+    assert broker.tls_port is None and broker.tls_url is None
+
+
+def test_session_broker_config_has_auth_and_a_tls_listener(
+    mosquitto_service: RunningService,
+) -> None:
+    config = (mosquitto_service.dir / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in config and "allow_anonymous true" not in config
+    assert any(line.startswith("password_file ") for line in config)
+    assert any(line.startswith("acl_file ") for line in config)
+    assert f"listener {mosquitto_service.tls_port} 127.0.0.1" in config
+    assert mosquitto_service.tls_url == f"mqtts://localhost:{mosquitto_service.tls_port}"
 
 
 def test_explicit_port_in_use_fails_with_the_log(
