@@ -245,6 +245,7 @@ def _add_broker_config(sub: Any) -> None:
     bc.add_argument("--bind", help="listen on this address only (default: every address)")
     bc.add_argument("--tls", action="store_true", help="also a TLS listener, with a new CA")
     bc.add_argument("--tls-port", type=int, default=8883, help="TLS listener (default 8883)")
+    bc.add_argument("--tls-bind", help="the TLS listener's address, if not --bind's")
     bc.add_argument(
         "--tls-host",
         action="append",
@@ -294,6 +295,7 @@ def _cmd_broker_config(args: argparse.Namespace) -> int:
         tls=args.tls,
         tls_port=args.tls_port,
         tls_hosts=tuple(args.tls_host),
+        tls_bind=args.tls_bind,
         prefix=args.prefix,
         shoppers=shoppers,
         shopper_secret_file=args.shopper_secret_file,

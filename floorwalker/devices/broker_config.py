@@ -571,6 +571,7 @@ def write_broker_config(
     tls: bool = False,
     tls_port: int = DEFAULT_TLS_PORT,
     tls_hosts: Sequence[str] = (),
+    tls_bind: str | None = None,
     prefix: str = DEFAULT_PREFIX,
     shoppers: Iterable[str] = (),
     shopper_secret_file: Path | None = None,
@@ -578,7 +579,11 @@ def write_broker_config(
     simulator: bool = False,
     run_as: str | None = None,
 ) -> BrokerConfig:
-    """Write mosquitto.conf, passwd, acl, credentials.json (and TLS files) into ``out``."""
+    """Write mosquitto.conf, passwd, acl, credentials.json (and TLS files) into ``out``.
+
+    ``bind``: the address of the listeners (None: every address); ``tls_bind`` the
+    TLS listener's, when it differs (the plain one on loopback, TLS on the LAN).
+    """
     _check_prefix(prefix)
     if not registries:
         raise ConfigError("broker-config needs at least one --registry")
@@ -630,7 +635,7 @@ def write_broker_config(
     if run_as is not None:
         lines.append(f"user {run_as}")
     if auth.tls is not None:
-        lines += tls_listener_lines(auth.tls, tls_port, bind)
+        lines += tls_listener_lines(auth.tls, tls_port, tls_bind or bind)
     config = out / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return BrokerConfig(
