@@ -18,6 +18,7 @@ from floorwalker.rules.durations import parse_duration
 
 if TYPE_CHECKING:
     from floorwalker.engine.core.actions import Decision
+    from floorwalker.engine.runners.broker import BrokerAddress
     from floorwalker.engine.runners.replay import (
         Capture,
         Replay,
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_profiles(sub)
     _add_simulate(sub)
+    _add_broker_config(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -204,7 +206,12 @@ def _add_replay(sub: Any) -> None:
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="the live edge runner (MQTT in, engine, MQTT out)")
     run.add_argument("--config", type=Path, help="TOML settings file (FLOORWALKER_CONFIG)")
-    run.add_argument("--mqtt", help="broker URL, mqtt://host:port (FLOORWALKER_MQTT)")
+    run.add_argument(
+        "--mqtt",
+        help="broker URL, mqtt://host:port or mqtts://host:port for TLS, credentials as"
+        " mqtt://user:password@host:port (FLOORWALKER_MQTT)",
+    )
+    _add_mqtt_identity(run, dest_prefix="mqtt_")
     run.add_argument("--redis", help="Redis URL, redis://host:port/db (FLOORWALKER_REDIS)")
     run.add_argument(
         "--registry",
@@ -261,7 +268,10 @@ def _add_simulate(sub: Any) -> None:
     sim.add_argument("--seed", type=int, required=True)
     where = sim.add_mutually_exclusive_group(required=True)
     where.add_argument("--capture", type=Path, help="write a capture (JSON Lines) here")
-    where.add_argument("--mqtt", help="publish live to this broker, mqtt://host:port")
+    where.add_argument(
+        "--mqtt", help="publish live to this broker, mqtt://host:port or mqtts://host:port"
+    )
+    _add_mqtt_identity(sim, dest_prefix="mqtt_")
     sim.add_argument("--rate", type=float, help="live: mean events/s (default: real time)")
     sim.add_argument("--truth", type=Path, help="write the ground truth (JSON Lines) here")
     sim.add_argument("--sigma", type=float, default=4.0, help="RSSI noise, dB (default 4)")
@@ -272,6 +282,119 @@ def _add_simulate(sub: Any) -> None:
     sim.add_argument("--redeem-share", type=float, default=0.3, help="live: offers redeemed")
     sim.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
     sim.set_defaults(func=_cmd_simulate)
+
+
+def _add_mqtt_identity(parser: argparse.ArgumentParser, *, dest_prefix: str) -> None:
+    """``--mqtt-username``, ``--mqtt-password-file``, ``--mqtt-ca`` (no password flag: argv is
+    public)."""
+    parser.add_argument(
+        "--mqtt-username", dest=f"{dest_prefix}username", help="MQTT username (wins over the URL's)"
+    )
+    parser.add_argument(
+        "--mqtt-password-file",
+        dest=f"{dest_prefix}password_file",
+        type=Path,
+        help="file whose first line is the MQTT password",
+    )
+    parser.add_argument(
+        "--mqtt-ca",
+        dest=f"{dest_prefix}ca",
+        type=Path,
+        help="CA certificate verifying an mqtts:// broker (default: the system's CAs)",
+    )
+
+
+def _add_broker_config(sub: Any) -> None:
+    bc = sub.add_parser(
+        "broker-config",
+        help="Mosquitto config, passwords, ACLs and credentials.json for the registries' devices",
+    )
+    bc.add_argument("--registry", action="append", type=Path, required=True, help="repeatable")
+    bc.add_argument("--out", type=Path, required=True, help="directory to write into")
+    bc.add_argument("--port", type=int, default=1883, help="plain MQTT listener (default 1883)")
+    bc.add_argument("--bind", help="listen on this address only (default: every address)")
+    bc.add_argument("--tls", action="store_true", help="also a TLS listener, with a new CA")
+    bc.add_argument("--tls-port", type=int, default=8883, help="TLS listener (default 8883)")
+    bc.add_argument("--tls-bind", help="the TLS listener's address, if not --bind's")
+    bc.add_argument(
+        "--tls-host",
+        action="append",
+        default=[],
+        help="a name or IP clients use for the broker (in the certificate; repeatable;"
+        " localhost and 127.0.0.1 always are)",
+    )
+    bc.add_argument("--prefix", default="fw", help="topic prefix (default fw; + for any)")
+    bc.add_argument(
+        "--profiles",
+        "--shoppers",
+        dest="profiles",
+        type=Path,
+        help="shopper profiles (JSON Lines): give their tokens broker identities",
+    )
+    bc.add_argument(
+        "--shopper-secret-file",
+        type=Path,
+        help="the HMAC secret shopper passwords derive from (default: DIR/shopper-secret,"
+        " made once)",
+    )
+    bc.add_argument(
+        "--simulator",
+        action="store_true",
+        help="add the store-simulator identity (every device topic): demos, load tests",
+    )
+    bc.add_argument(
+        "--test-harness",
+        action="store_true",
+        help="add the test-harness superuser (reads and writes everything): tests only",
+    )
+    bc.add_argument("--user", help="the user Mosquitto runs as when started as root")
+    bc.set_defaults(func=_cmd_broker_config)
+
+
+def _cmd_broker_config(args: argparse.Namespace) -> int:
+    from floorwalker.devices.broker_config import read_shopper_tokens, write_broker_config
+    from floorwalker.devices.registry import load_registries
+
+    registries = list(load_registries(args.registry).values())
+    shoppers = read_shopper_tokens(args.profiles) if args.profiles is not None else []
+    config = write_broker_config(
+        registries,
+        args.out,
+        port=args.port,
+        bind=args.bind,
+        tls=args.tls,
+        tls_port=args.tls_port,
+        tls_hosts=tuple(args.tls_host),
+        tls_bind=args.tls_bind,
+        prefix=args.prefix,
+        shoppers=shoppers,
+        shopper_secret_file=args.shopper_secret_file,
+        tester=args.test_harness,
+        simulator=args.simulator,
+        run_as=args.user,
+    )
+    creds = config.credentials
+    print(
+        f"broker-config: {config.config} for {len(registries)} store(s): "
+        f"{len(creds.devices)} devices, {len(creds.shoppers)} shoppers, the engine"
+        + (f"; TLS on :{config.tls_port} (CA {config.auth.tls.ca_cert})" if config.auth.tls else "")
+        + f"\n  passwords in {config.credentials_file} (0600): give each device its own",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> BrokerAddress:
+    """The BrokerAddress of ``--mqtt`` and the ``--mqtt-*`` identity flags."""
+    from floorwalker.engine.runners.broker import BrokerAddress
+
+    url = args.mqtt if "://" in args.mqtt else f"mqtt://{args.mqtt}"
+    return BrokerAddress.from_url(
+        url,
+        username=args.mqtt_username,
+        password_file=args.mqtt_password_file,
+        ca_file=args.mqtt_ca,
+    )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -297,7 +420,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             args.registry,
             settings,
             capture=args.capture,
-            mqtt=args.mqtt,
+            mqtt=_broker(args) if args.mqtt is not None else None,
             rate=args.rate,
             truth=args.truth,
             profiles_out=args.profiles_out,
@@ -524,7 +647,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from floorwalker.engine.runners.edge import EdgeRunner
-    from floorwalker.engine.runners.settings import load_settings, redact_url
+    from floorwalker.engine.runners.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "config")}
@@ -534,7 +657,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with EdgeRunner(settings) as runner:
         runner.install_signal_handlers()
         where = f", metrics on :{runner.metrics_port}" if runner.metrics_port else ""
-        broker = redact_url(settings.mqtt)
+        broker = settings.broker.redact()
         print(f"floorwalker: running on {broker}{where}", file=sys.stderr, flush=True)
         runner.run()
     return 0

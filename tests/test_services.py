@@ -14,6 +14,7 @@ import redis as redis_py
 from paho.mqtt.enums import CallbackAPIVersion
 
 from floorwalker import services
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.errors import ServiceError
 from floorwalker.services import MosquittoSettings, RedisSettings, RunningService
 
@@ -37,18 +38,24 @@ def _redis_client(service: RunningService) -> redis_py.Redis:
     return redis_py.Redis.from_url(service.url, socket_timeout=2.0, decode_responses=True)
 
 
-def _mqtt_client(service: RunningService) -> mqtt.Client:
+def _mqtt_client(service: RunningService, who: BrokerAddress | None = None) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    if who is not None:
+        client.username_pw_set(who.username, who.password)
     client.connect(service.host, service.port)
     client.loop_start()
     return client
 
 
-def _receive(service: RunningService, topic: str, publish: bytes | None) -> bytes:
+def _receive(
+    service: RunningService, topic: str, publish: bytes | None, who: BrokerAddress | None = None
+) -> bytes:
     """Subscribe to ``topic``, optionally publish ``publish`` to it, return the first message."""
     got: queue.Queue[bytes] = queue.Queue()
     subscribed = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    if who is not None:
+        client.username_pw_set(who.username, who.password)
     client.on_message = lambda _c, _u, message: got.put(bytes(message.payload))
     client.on_subscribe = lambda *_args: subscribed.set()
     client.connect(service.host, service.port)
@@ -65,10 +72,10 @@ def _receive(service: RunningService, topic: str, publish: bytes | None) -> byte
 
 
 def test_session_broker_delivers_qos1(
-    mosquitto_service: RunningService, unique_prefix: str
+    mosquitto_service: RunningService, unique_prefix: str, tester: BrokerAddress
 ) -> None:
     assert mosquitto_service.url == f"mqtt://127.0.0.1:{mosquitto_service.port}"
-    assert _receive(mosquitto_service, f"{unique_prefix}/ping", b"pong") == b"pong"
+    assert _receive(mosquitto_service, f"{unique_prefix}/ping", b"pong", tester) == b"pong"
 
 
 def test_session_redis_answers(redis_service: RunningService, unique_prefix: str) -> None:
@@ -158,7 +165,20 @@ def test_mosquitto_config_is_the_projects(tmp_path: Path) -> None:
     assert f"listener {broker.port} 127.0.0.1" in config
     assert "max_queued_messages 100000" in config
     assert "set_tcp_nodelay true" in config
-    assert "allow_anonymous true" in config
+    assert "allow_anonymous true" in config  # no `auth`: a loopback broker for anyone
+    assert "persistence true" in config and "autosave_interval 60" in config
+    assert broker.tls_port is None and broker.tls_url is None
+
+
+def test_session_broker_config_has_auth_and_a_tls_listener(
+    mosquitto_service: RunningService,
+) -> None:
+    config = (mosquitto_service.dir / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in config and "allow_anonymous true" not in config
+    assert any(line.startswith("password_file ") for line in config)
+    assert any(line.startswith("acl_file ") for line in config)
+    assert f"listener {mosquitto_service.tls_port} 127.0.0.1" in config
+    assert mosquitto_service.tls_url == f"mqtts://localhost:{mosquitto_service.tls_port}"
 
 
 def test_explicit_port_in_use_fails_with_the_log(

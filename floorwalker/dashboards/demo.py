@@ -4,7 +4,11 @@
 error (one :class:`contextlib.ExitStack`):
 
 1. starts Mosquitto and Redis on free loopback ports in a temporary workdir
-   (:mod:`floorwalker.services`);
+   (:mod:`floorwalker.services`); the broker with authentication and ACLs on,
+   its config generated from the demo store's registry
+   (:mod:`floorwalker.devices.broker_config`, in ``<workdir>/broker``): the
+   engine connects as the engine, the simulated store, staff and the dashboard
+   as the ``store-simulator`` (every device topic of the store, no forged action);
 2. imports the demo shopper profiles into Redis;
 3. starts the edge runner (Redis-backed, ``/metrics`` on a free port) on the
    demo store and the shipped rule catalog;
@@ -51,7 +55,10 @@ from floorwalker.dashboards.live import (
     fmt_elapsed,
     fmt_seconds,
 )
+from floorwalker.devices.broker_config import SIMULATOR_USER, write_broker_config
+from floorwalker.devices.registry import load_registry
 from floorwalker.engine.core.stats import EngineStats
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
 from floorwalker.engine.runners.summary import format_summary
@@ -241,10 +248,6 @@ def _start(
     stack: contextlib.ExitStack, s: DemoSettings, workdir: Path, notes: _Notes, out: TextIO
 ) -> _Running:
     """Start everything, each part registered on ``stack`` to be stopped in reverse."""
-    broker = stack.enter_context(services.mosquitto(services.MosquittoSettings(), workdir))
-    redis = stack.enter_context(services.redis(services.RedisSettings(), workdir))
-    profiles = import_profiles(redis.url, s.profiles)
-
     layout = load_layout(s.registry)
     timezone = layout.registry.timezone
     registry = s.registry
@@ -255,8 +258,21 @@ def _start(
     store = layout.registry.store
     tz = ZoneInfo(timezone)
 
+    config = write_broker_config(
+        [load_registry(registry)], workdir / "broker", prefix=s.prefix, simulator=True
+    )
+    auth = services.MosquittoSettings(auth=config.auth)
+    broker = stack.enter_context(services.mosquitto(auth, workdir))
+    redis = stack.enter_context(services.redis(services.RedisSettings(), workdir))
+    profiles = import_profiles(redis.url, s.profiles)
+    engine = config.credentials.engine
+    sim = config.credentials.identity(SIMULATOR_USER)
+    devices = BrokerAddress(broker.host, broker.port).with_identity(sim.username, sim.password)
+
     edge = EdgeSettings(
         mqtt=broker.url,
+        mqtt_username=engine.username,
+        mqtt_password=engine.password,
         redis=redis.url,
         registries=(registry,),
         rules=s.rules,
@@ -267,16 +283,15 @@ def _start(
     runner = stack.enter_context(running(edge))
     if not runner.link.connected.wait(10.0):
         raise ServiceError(f"the edge runner could not connect to {broker.url}")
-    tail = ActionTail(broker.host, broker.port, prefix=s.prefix).start()
+    tail = ActionTail(devices, prefix=s.prefix).start()
     stack.callback(tail.stop)
-    staff = StaffSimulator(broker.host, broker.port, store, s.staff, prefix=s.prefix, seed=s.seed)
+    staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
     staff.start()
     stack.callback(staff.stop)
     player = TrafficPlayer(
         layout,
         load_tokens(s.profiles),
-        broker.host,
-        broker.port,
+        devices,
         shoppers=s.shoppers,
         seed=s.seed,
         speed=s.speed,
@@ -377,9 +392,12 @@ def _print_where(
             f"--real-clock keeps {load_layout(s.registry).registry.timezone}"
         )
     length = f"for {s.minutes:g} min" if s.minutes is not None else "until Ctrl-C"
+    creds = broker.dir.parent / "broker" / "credentials.json"
     lines = [
         "Floorwalker live demo: broker, Redis, engine and a simulated store on this machine.",
-        f"  broker   {broker.url}   (watch: mosquitto_sub -p {broker.port} -t '{s.prefix}/#' -v)",
+        f"  broker   {broker.url}   (authentication on; identities in {creds})",
+        f"  watch    mosquitto_sub -p {broker.port} -u {SIMULATOR_USER} -P <its password> "
+        f"-t '{s.prefix}/#' -v",
         f"  redis    {redis.url}   ({profiles} shopper profiles imported)",
         f"  metrics  http://127.0.0.1:{runner.metrics_port}/metrics",
         f"  store    {registry} with the rules in {s.rules}",

@@ -49,6 +49,7 @@ from rich.table import Table
 from rich.text import Text
 
 from floorwalker.devices.topics import DEFAULT_PREFIX, OutboundKind, action_filters, parse_outbound
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.simulators.live_devices import StaffCounts
 
@@ -314,8 +315,8 @@ class ActionTail:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str | BrokerAddress,
+        port: int | None = None,
         *,
         prefix: str = "fw",
         size: int = TAIL_SIZE,

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from floorwalker.devices.topics import ack_topic, alert_filter, parse_outbound
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.simulators.traffic import StoreLayout, TrafficSettings, generate
 
@@ -70,8 +71,8 @@ class TrafficPlayer:
         self,
         layout: StoreLayout,
         known: Sequence[str],
-        host: str,
-        port: int,
+        host: str | BrokerAddress,
+        port: int | None = None,
         *,
         shoppers: int = 40,
         seed: int = 7,
@@ -181,8 +182,8 @@ class StaffSimulator:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str | BrokerAddress,
+        port: int | None,
         store: str,
         settings: StaffSettings | None = None,
         *,

@@ -62,13 +62,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
 
 import orjson
 
 from floorwalker.devices.events import Event, Sighting
 from floorwalker.devices.topics import offer_filter, parse_outbound, pos_topic
 from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.errors import ConfigError
 from floorwalker.simulators.shoppers import generate_profiles, write_profiles
 from floorwalker.simulators.traffic import (
@@ -376,11 +376,11 @@ class LiveResult:
         }
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int]:
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise ConfigError(f"not an MQTT URL (mqtt://host:port): {url!r}")
-    return parsed.hostname, parsed.port or 1883
+def parse_mqtt_url(url: str | BrokerAddress) -> BrokerAddress:
+    """The broker of ``--mqtt`` (``host:port`` alone means ``mqtt://host:port``)."""
+    if isinstance(url, BrokerAddress):
+        return url
+    return BrokerAddress.from_url(url if "://" in url else f"mqtt://{url}")
 
 
 def natural_rate(sim: Simulation) -> float:
@@ -442,7 +442,7 @@ class _Redeemer:
 
 def run_live(
     sim: Simulation,
-    url: str,
+    url: str | BrokerAddress,
     *,
     rate: float | None = None,
     prefix: str = "fw",
@@ -463,22 +463,21 @@ def run_live(
     from floorwalker.engine.runners.mqtt import MqttClient  # noqa: PLC0415 - paho only when live
     from floorwalker.simulators.live_devices import StaffSimulator  # noqa: PLC0415
 
-    host, port = parse_mqtt_url(url)
+    broker = parse_mqtt_url(url)
     speed = 1.0 if not rate else rate / max(natural_rate(sim), 1e-9)
     start = sim.traffic.start
     stop = stop or threading.Event()
     redeemer = _Redeemer(sim, prefix)
     client = MqttClient(
         client_id,
-        host,
-        port,
+        broker,
         subscriptions=(offer_filter(prefix=prefix),),
         on_message=redeemer.on_message,
         max_inflight=1000,
     ).connect()
     staff = [
         StaffSimulator(
-            host, port, store, prefix=prefix, seed=sim.settings.seed + i,
+            broker, None, store, prefix=prefix, seed=sim.settings.seed + i,
             client_id=f"{client_id}-staff-{store}",
         ).start()
         for i, store in enumerate(sorted(sim.registries))
@@ -575,7 +574,7 @@ def run_simulate(
     settings: SimulationSettings,
     *,
     capture: Path | None = None,
-    mqtt: str | None = None,
+    mqtt: str | BrokerAddress | None = None,
     rate: float | None = None,
     truth: Path | None = None,
     profiles_out: Path | None = None,
@@ -606,16 +605,17 @@ def run_simulate(
             summary["truth_subjects"] = sim.write_truth(truth)
         return summary
     assert mqtt is not None
+    broker = parse_mqtt_url(mqtt)
     if log_to is not None:
         speed = 1.0 if not rate else rate / max(natural_rate(sim), 1e-9)
         span = (sim.traffic.end - sim.traffic.start) / speed
         print(
             f"simulate: {len(sim.traffic):,} events over {span:,.0f} s "
-            f"(store time x{speed:.2f}) to {mqtt}",
+            f"(store time x{speed:.2f}) to {broker.redact()}",
             file=log_to,
             flush=True,
         )
-    live = run_live(sim, mqtt, rate=rate, prefix=prefix, truth_path=truth)
+    live = run_live(sim, broker, rate=rate, prefix=prefix, truth_path=truth)
     summary.update(live.to_json())
     if truth is not None:
         summary["truth_subjects"] = len(sim.truth)

@@ -12,6 +12,10 @@
   in ``tmp_path``.
 * ``start_edge`` - an in-process runner (core loop in a thread);
   ``start_process`` - a ``floorwalker run`` subprocess.
+
+The session broker has authentication and ACLs on (tests/conftest.py): the
+probe connects as the test harness's superuser (it plays every device at
+once), runners under test as the engine, with the engine's own identity.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import paho.mqtt.client as paho
@@ -39,10 +42,11 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from floorwalker import services
 from floorwalker.engine.core.profiles import Profile
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
+from tests.conftest import SessionBroker
 from tests.engine.conftest import STORE
 
 CATALOG = Path(__file__).resolve().parents[2] / "floorwalker" / "rules" / "catalog"
@@ -83,10 +87,8 @@ Match = Callable[[Received], bool]
 class Probe:
     """Records every message under ``{prefix}/#`` and publishes as the store's devices."""
 
-    def __init__(self, mqtt_url: str, prefix: str, client_id: str) -> None:
-        parts = urlsplit(mqtt_url)
-        assert parts.hostname is not None and parts.port is not None
-        self.host, self.port = parts.hostname, parts.port
+    def __init__(self, broker: BrokerAddress, prefix: str, client_id: str) -> None:
+        self.host, self.port = broker.host, broker.port
         self.prefix = prefix
         self.received: list[Received] = []
         self._cond = threading.Condition()
@@ -98,6 +100,8 @@ class Probe:
             protocol=paho.MQTTv311,
         )
         client.max_inflight_messages_set(1000)
+        if broker.username is not None:
+            client.username_pw_set(broker.username, broker.password)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -288,8 +292,8 @@ class Probe:
 
 
 @pytest.fixture
-def probe(mosquitto_service: services.RunningService, unique_prefix: str) -> Iterator[Probe]:
-    p = Probe(mosquitto_service.url, unique_prefix, f"{unique_prefix}-probe").start()
+def probe(tester: BrokerAddress, unique_prefix: str) -> Iterator[Probe]:
+    p = Probe(tester, unique_prefix, f"{unique_prefix}-probe").start()
     try:
         yield p
     finally:
@@ -467,16 +471,19 @@ StartEdge = Callable[..., EdgeRunner]
 
 @pytest.fixture
 def start_edge(
-    mosquitto_service: services.RunningService, unique_prefix: str, probe: Probe
+    session_broker: SessionBroker, unique_prefix: str, probe: Probe
 ) -> Iterator[StartEdge]:
-    """Start an in-process runner on the session broker; waits until it answers a sync."""
+    """Start an in-process runner on the session broker, as the engine; waits for a sync."""
+    engine = session_broker.address("engine")
     with contextlib.ExitStack() as stack:
 
         def start(
             files: StoreFiles, *, redis: str | None = None, client_id: str | None = None, **kw: Any
         ) -> EdgeRunner:
             settings = EdgeSettings(
-                mqtt=mosquitto_service.url,
+                mqtt=session_broker.service.url,
+                mqtt_username=engine.username,
+                mqtt_password=engine.password,
                 redis=redis,
                 registries=(files.registry,),
                 rules=files.rules,
@@ -562,10 +569,15 @@ def wait_ready(probe: Probe, procs: list[RunnerProcess], timeout: float = 30.0) 
 
 @pytest.fixture
 def start_process(
-    mosquitto_service: services.RunningService, unique_prefix: str, tmp_path: Path
+    session_broker: SessionBroker, unique_prefix: str, tmp_path: Path
 ) -> Iterator[StartProcess]:
-    """Start ``floorwalker run`` subprocesses; every one is stopped at the end of the test."""
+    """Start ``floorwalker run`` subprocesses as the engine; all stopped at the end of the test.
+
+    The password goes in a file (``--mqtt-password-file``): a command line is public.
+    """
     started: list[RunnerProcess] = []
+    password_file = session_broker.password_file("engine", tmp_path)
+    engine = session_broker.address("engine")
 
     def start(
         files: StoreFiles, *, redis: str, client_id: str, env_extra: Mapping[str, str] = {}
@@ -574,7 +586,11 @@ def start_process(
             str(FLOORWALKER),
             "run",
             "--mqtt",
-            mosquitto_service.url,
+            session_broker.service.url,
+            "--mqtt-username",
+            str(engine.username),
+            "--mqtt-password-file",
+            str(password_file),
             "--redis",
             redis,
             "--registry",

@@ -15,10 +15,10 @@ from floorwalker.devices.decode import Decoder
 from floorwalker.devices.events import Rejection, Sighting
 from floorwalker.devices.registry import load_registry
 from floorwalker.devices.topics import offer_topic
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.rules.loader import load_rules_for
 from floorwalker.rules.model import Pattern
-from floorwalker.services import RunningService
 from floorwalker.simulators.store import (
     LARGE_REGISTRY,
     SimulationSettings,
@@ -138,9 +138,7 @@ def test_cli_writes_capture_truth_and_profiles(tmp_path: Path) -> None:
     assert len(people) == 30 and {p["tier"] for p in people} <= {"member", "silver", "gold", "vip"}
 
 
-def test_live_mode_publishes_and_redeems(
-    mosquitto_service: RunningService, unique_prefix: str
-) -> None:
+def test_live_mode_publishes_and_redeems(tester: BrokerAddress, unique_prefix: str) -> None:
     sim = simulate(
         load_layout(LARGE_REGISTRY),
         SimulationSettings(shoppers=3, minutes=0.2, seed=1, redeem_share=1.0,
@@ -158,7 +156,7 @@ def test_live_mode_publishes_and_redeems(
             publishing.set()  # the simulator is connected and subscribed
 
     probe = MqttClient(
-        f"{unique_prefix}-probe", mosquitto_service.host, mosquitto_service.port,
+        f"{unique_prefix}-probe", tester,
         subscriptions=(f"{unique_prefix}/#",), on_message=on,
     ).connect()  # fmt: skip
     stop = threading.Event()
@@ -172,7 +170,7 @@ def test_live_mode_publishes_and_redeems(
     threading.Thread(target=send_offer, daemon=True).start()
     try:
         rate = len(sim.traffic) / 3.0  # about 3 s of publishing
-        result = run_live(sim, mosquitto_service.url, rate=rate, prefix=unique_prefix,
+        result = run_live(sim, tester, rate=rate, prefix=unique_prefix,
                           stop=stop, client_id=f"{unique_prefix}-sim")  # fmt: skip
     finally:
         time.sleep(0.3)

@@ -124,8 +124,7 @@ class EdgeRunner:
         self.step = self._make_step(self.engine)
         self.registries = registries
         self._watch = _FileWatch(s.registries, s.rules)
-        host, port = s.mqtt_host_port
-        link = LinkSettings(host, port, s.client_id, inbound_filters(prefix=s.prefix))
+        link = LinkSettings.to(s.broker, s.client_id, inbound_filters(prefix=s.prefix))
         self.link = MqttLink(link, self.inbox)
         if s.metrics_port is not None:
             server = self.metrics.serve(s.metrics_port)

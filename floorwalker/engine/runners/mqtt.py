@@ -17,6 +17,12 @@ a clean session, its own network thread, and its subscriptions made again on
 every (re)connect; :meth:`MqttClient.connect` returns once the broker has
 accepted the session and acknowledged the subscriptions, so nothing published
 after it returns is missed. This module is the only one that imports paho.
+
+Both connect to a :class:`~floorwalker.engine.runners.broker.BrokerAddress`:
+its username and password (``username_pw_set``) and, for ``mqtts://``, TLS
+with the server's certificate and host name verified against its CA file (or
+the system's CAs). A broker refusing the credentials is reported by reason,
+without the password.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any, NamedTuple, Self
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.errors import ServiceError
 
 log = logging.getLogger("floorwalker.mqtt")
@@ -56,6 +63,30 @@ class LinkSettings:
     subscriptions: tuple[str, ...]
     keepalive_s: int = 30
     max_inflight: int = 200
+    broker: BrokerAddress | None = None
+    """Credentials and TLS to connect with (its host and port are the two above)."""
+
+    @classmethod
+    def to(
+        cls, broker: BrokerAddress, client_id: str, subscriptions: tuple[str, ...]
+    ) -> LinkSettings:
+        """Settings connecting to ``broker`` with its identity and TLS."""
+        return cls(broker.host, broker.port, client_id, subscriptions, broker=broker)
+
+    @property
+    def address(self) -> BrokerAddress:
+        if self.broker is not None:
+            return self.broker
+        return BrokerAddress(self.host, self.port)
+
+
+def _secure(client: paho.Client, broker: BrokerAddress) -> None:
+    """Give ``client`` the identity and TLS of ``broker``."""
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        # Certificate and host name checked (paho's defaults); the CA file, or the system's.
+        client.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file is not None else None)
 
 
 class MqttLink:
@@ -89,7 +120,10 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_socket_open = _nodelay
+        _secure(client, settings.address)
         self.client = client
+        self.refused: str | None = None
+        """Why the broker refused the last connection (e.g. "Not authorized"), if it did."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -98,8 +132,11 @@ class MqttLink:
         self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         self.client.loop_start()
         if not self.connected.wait(timeout_s):
+            why = f" (refused: {self.refused})" if self.refused else ""
             log.warning(
-                "broker %s:%s not reachable yet; retrying in the background", s.host, s.port
+                "broker %s not reachable yet%s; retrying in the background",
+                s.address.redact(),
+                why,
             )
 
     def stop(self, flush_s: float = 5.0) -> None:
@@ -113,8 +150,12 @@ class MqttLink:
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            log.error("broker refused the connection: %s", reason)
+            self.refused = str(reason)
+            log.error(
+                "broker %s refused the connection: %s", self.settings.address.redact(), reason
+            )
             return
+        self.refused = None
         self.connects += 1
         client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
         self.connected.set()
@@ -183,8 +224,8 @@ class MqttClient:
     def __init__(
         self,
         client_id: str,
-        host: str,
-        port: int,
+        host: str | BrokerAddress,
+        port: int | None = None,
         *,
         subscriptions: Sequence[str] = (),
         on_message: MessageHandler | None = None,
@@ -192,10 +233,20 @@ class MqttClient:
         max_inflight: int = 100,
         keepalive_s: int = 30,
     ) -> None:
-        self.client_id, self.host, self.port = client_id, host, port
+        if isinstance(host, BrokerAddress):
+            if port is not None:
+                raise TypeError("give a BrokerAddress, or a host and a port, not both")
+            self.broker = host
+        elif port is None:
+            raise TypeError("a host needs a port")
+        else:
+            self.broker = BrokerAddress(host, port)
+        self.client_id, self.host, self.port = client_id, self.broker.host, self.broker.port
         self.subscriptions = tuple(subscriptions)
         self.keepalive_s = keepalive_s
         self._ready = threading.Event()
+        self.refused: str | None = None
+        """Why the broker refused the connection (bad credentials...), if it did."""
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -207,6 +258,7 @@ class MqttClient:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_socket_open = _nodelay
+        _secure(client, self.broker)
         if on_message is not None:
             handler = on_message
 
@@ -225,18 +277,20 @@ class MqttClient:
 
     def connect(self, timeout_s: float = 10.0) -> Self:
         """Connect and subscribe; raises :class:`ServiceError` if the broker does not answer."""
+        where = self.broker.redact()
         try:
             self._client.connect(self.host, self.port, keepalive=self.keepalive_s)
-        except OSError as exc:
-            raise ServiceError(
-                f"{self.client_id}: cannot reach the broker {self.host}:{self.port}: {exc}"
-            ) from exc
+        except OSError as exc:  # ssl.SSLError too: a certificate that does not verify
+            raise ServiceError(f"{self.client_id}: cannot reach the broker {where}: {exc}") from exc
         self._client.loop_start()
-        if not self._ready.wait(timeout_s):
+        answered = self._ready.wait(timeout_s)
+        if self.refused is not None or not answered:
             self.close()
-            raise ServiceError(
-                f"{self.client_id}: the broker {self.host}:{self.port} did not answer in time"
-            )
+            if self.refused is not None:
+                raise ServiceError(
+                    f"{self.client_id}: the broker {where} refused the connection: {self.refused}"
+                )
+            raise ServiceError(f"{self.client_id}: the broker {where} did not answer in time")
         return self
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> int:
@@ -262,6 +316,12 @@ class MqttClient:
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("%s: broker refused the connection: %s", self.client_id, reason)
+            if not self._ready.is_set():
+                # Refused on the first connect (credentials, authorisation): connect()
+                # reports it at once instead of waiting out its timeout.
+                self.refused = str(reason)
+                client.disconnect()
+                self._ready.set()
             return
         if self.subscriptions:
             client.subscribe([(topic, 1) for topic in self.subscriptions])

@@ -37,9 +37,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -50,13 +49,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from floorwalker.engine.runners.broker import BrokerAddress, check_url
 from floorwalker.errors import ConfigError
 from floorwalker.rules.durations import DurationError, parse_duration
 
 ENV_PREFIX = "FLOORWALKER_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
-_MQTT_SCHEMES = ("mqtt", "tcp")
 _FLAG_NAMES = {
     "registries": "--registry",
     "lateness_s": "--lateness",
@@ -146,7 +145,16 @@ class EdgeSettings(BaseSettings):
     )
 
     mqtt: str = "mqtt://127.0.0.1:1883"
-    """Broker URL, ``mqtt://host:port`` (``tcp://`` too)."""
+    """Broker URL, ``mqtt://host:port`` (``tcp://`` too), ``mqtts://`` for TLS; credentials
+    may be its userinfo, ``mqtt://user:password@host:port``."""
+    mqtt_username: str | None = None
+    """MQTT username (wins over the URL's)."""
+    mqtt_password: SecretStr | None = None
+    """MQTT password (``FLOORWALKER_MQTT_PASSWORD``; no flag: a command line is public)."""
+    mqtt_password_file: Path | None = None
+    """A file whose first line is the MQTT password."""
+    mqtt_ca: Path | None = None
+    """CA certificate file verifying an ``mqtts://`` broker; default: the system's CAs."""
     redis: str | None = None
     """None runs without Redis: guard state in memory, profiles from ``profiles``."""
     registries: tuple[Path, ...] = ()
@@ -188,7 +196,7 @@ class EdgeSettings(BaseSettings):
     @field_validator("mqtt")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
-        _host_port(value)
+        check_url(value)
         return value
 
     @field_validator("registries", mode="before")
@@ -212,26 +220,28 @@ class EdgeSettings(BaseSettings):
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
-        try:
-            return _host_port(self.mqtt)
-        except ValueError as exc:
-            raise ConfigError(f"--mqtt {exc}, got {redact_url(self.mqtt)!r}") from None
+        address = BrokerAddress.from_url(self.mqtt)
+        return address.host, address.port
+
+    @property
+    def broker(self) -> BrokerAddress:
+        """The broker and our identity on it: the URL with the ``mqtt_*`` settings.
+
+        Reads ``mqtt_password_file``; :class:`ConfigError` for anything wrong.
+        """
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
+        return BrokerAddress.from_url(
+            self.mqtt,
+            username=self.mqtt_username,
+            password=password,
+            password_file=self.mqtt_password_file,
+            ca_file=self.mqtt_ca,
+        )
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         # Used by both repr() and str(): never show a password.
         for name, value in super().__repr_args__():
             yield name, (redact_url(value) if isinstance(value, str) else value)
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in _MQTT_SCHEMES or not parts.hostname:
-        raise ValueError("must look like mqtt://host:port")
-    return parts.hostname, port or 1883
 
 
 # --------------------------------------------------------------------------- loading

@@ -8,15 +8,15 @@ import pytest
 
 from floorwalker import services
 from floorwalker.devices.topics import bell_topic, subscription_filter
+from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.errors import ServiceError
-from floorwalker.services import RunningService
 
 pytestmark = pytest.mark.integration
 
 
 def test_subscribed_when_connected_publishes_and_counts_pubacks(
-    mosquitto_service: RunningService, unique_prefix: str
+    tester: BrokerAddress, unique_prefix: str
 ) -> None:
     got: list[tuple[str, bytes]] = []
     arrived = threading.Event()
@@ -31,15 +31,13 @@ def test_subscribed_when_connected_publishes_and_counts_pubacks(
         acked.append(mid)
         acks.set()
 
-    host, port = mosquitto_service.host, mosquitto_service.port
     receiver = MqttClient(
         f"{unique_prefix}-rx",
-        host,
-        port,
+        tester,
         subscriptions=(subscription_filter("bell", prefix=unique_prefix),),
         on_message=on_message,
     )
-    with receiver, MqttClient(f"{unique_prefix}-tx", host, port, on_puback=on_puback) as sender:
+    with receiver, MqttClient(f"{unique_prefix}-tx", tester, on_puback=on_puback) as sender:
         topic = bell_topic("s001", "bell-1", prefix=unique_prefix)
         mid = sender.publish(topic, b'{"id": "p1"}')
         assert arrived.wait(10.0), "subscribed before connect() returned: nothing missed"
