@@ -31,12 +31,23 @@ class FloorwalkerError(Exception):
 class ConfigError(FloorwalkerError):
     """An operator-written file (registry, profiles, settings) is invalid."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+    ) -> None:
         self.file = file
         self.line = line
+        self.col = col
+        """1-based column, when known (``file:line:col: message``)."""
+        self.message = message
+        """The message without the position."""
         where = file if file else ""
         if file and line:
-            where = f"{file}:{line}"
+            where = f"{file}:{line}:{col}" if col else f"{file}:{line}"
         super().__init__(f"{where}: {message}" if where else message)
 
 

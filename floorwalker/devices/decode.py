@@ -11,17 +11,27 @@ decided there, not here.
 Checks run cheapest first, and the first problem found is the one reported:
 
 1. payload size (``too_large``, ``raw`` truncated to ``raw_keep_bytes``);
-2. the topic (``bad_topic``, ``unknown_store``, ``unknown_device`` for the
-   gateway, bell, terminal, band or status device named in it) - these reject
-   the whole message, batch or not;
+2. the topic (``bad_topic``, ``id_too_long`` for a store or device id over
+   :data:`~floorwalker.devices.registry.MAX_ID_CHARS` characters,
+   ``unknown_store``, ``unknown_device`` for the gateway, bell, terminal, band or
+   status device named in it) - these reject the whole message, batch or not;
 3. the JSON (``malformed_json``; a top-level value that is neither an object
    nor an array is ``not_an_object``; a batch longer than ``max_batch`` is one
    ``too_large``);
 4. each object's fields: first any absent required field (``missing_field``),
    then each field in the order of the contract table (``bad_type``,
-   ``bad_timestamp``, ``unknown_device`` for a sighting's beacon or band). A
-   ``null`` optional field counts as absent; a ``null`` required field is
-   ``bad_type``.
+   ``bad_timestamp``, ``id_too_long``, ``unknown_device`` for a sighting's
+   beacon or band, ``contradictory_pos_line``). A ``null`` optional field counts
+   as absent; a ``null`` required field is ``bad_type``.
+
+Sizes: a payload is at most ``max_payload_bytes`` (256 KiB) and a batch at most
+``max_batch`` (1,000) objects. The documented batch limit is the one that counts:
+1,000 ordinary sightings are about 83 KB, and 256 KiB leaves room for 1,000 with
+tokens and ids several times longer. Every id - shopper token, band, beacon,
+message ``id``, ``receipt``, ``alert``, ``coupon`` code, ``sku``, ``category``,
+and the store and device of the topic - is at most
+:data:`~floorwalker.devices.registry.MAX_ID_CHARS` (128) characters, else
+``id_too_long`` (the registry loader refuses longer store and device ids).
 
 Order keys (``order_key``) make ``(ts, order_key)`` a total order that does not
 depend on arrival. Each starts with ``{kind}/{device}/`` (kind as in
@@ -45,7 +55,11 @@ POS lines: ``checkout: true`` makes a :class:`Checkout` (``checkout: false`` is
 ignored), else a ``coupon`` makes a :class:`CouponRedeemed`, else ``sku``
 and/or ``category`` make a :class:`PosItem` (``qty`` > 0, default 1; ``price``
 and ``total`` any finite number, as refunds and discount lines are negative);
-none of them is ``missing_field``.
+none of them is ``missing_field``. ``checkout: true`` together with a ``sku``,
+``category`` or ``coupon`` is ``contradictory_pos_line``: the contract makes a
+line one of the three, and taking either reading would silently drop the other
+(an item never counted, a redemption never attributed). A coupon line may name
+the item it was applied to: ``coupon`` with ``sku`` is a redemption.
 
 Speed, measured with ``timeit`` (CPython 3.11, orjson 3.13, this 2-core shared VM,
 best of 100 runs of 20 000 calls): one single-sighting payload on a known topic
@@ -83,7 +97,7 @@ from floorwalker.devices.events import (
     Sighting,
     StaffAck,
 )
-from floorwalker.devices.registry import Registry
+from floorwalker.devices.registry import MAX_ID_CHARS, Registry
 from floorwalker.devices.topics import (
     DEFAULT_PREFIX,
     InboundTopic,
@@ -115,8 +129,10 @@ class DecoderSettings:
     """Limits of the decoder. Timestamps are epoch seconds (UTC)."""
 
     prefix: str = DEFAULT_PREFIX
-    max_payload_bytes: int = 65536
+    max_payload_bytes: int = 256 * 1024
+    """A batch of 1,000 ordinary sightings is about 83 KB; this leaves room for long ids."""
     max_batch: int = 1000
+    """Objects in one batch (wire contract: at most 1,000)."""
     min_ts: float = 946684800.0
     """2000-01-01T00:00:00Z"""
     max_ts: float = 4102444800.0
@@ -268,10 +284,13 @@ class Decoder:
             return _FieldError(
                 "bad_topic", f"`{_clip(str(topic))}` is not an inbound topic of contract v1"
             )
+        device, kind = parsed.device, parsed.kind
+        if len(parsed.store) > MAX_ID_CHARS or len(device) > MAX_ID_CHARS:
+            long_id = parsed.store if len(parsed.store) > MAX_ID_CHARS else device
+            return _too_long("the topic's id", long_id)
         registry = self._registries.get(parsed.store)
         if registry is None:
             return _FieldError("unknown_store", f"store `{parsed.store}` has no registry loaded")
-        device, kind = parsed.device, parsed.kind
         zone = ""
         if kind is TopicKind.BEACON and device not in registry.gateways:
             return _unknown("gateway", device, registry.store)
@@ -326,6 +345,7 @@ class Decoder:
             and "+" not in shopper
             and "#" not in shopper
             and "\x00" not in shopper
+            and len(shopper) <= 128  # MAX_ID_CHARS
             and "band" not in obj
         ):
             subject, staff, head = shopper, False, r.shopper_key
@@ -366,6 +386,7 @@ class Decoder:
         key = r.key + mid
         head = (r.store, r.device, mid, ts, receipt, shopper)
         if _checkout(obj):
+            _only_a_checkout(obj)
             return Checkout(*head, total=_number(obj, "total"), order_key=key)
         code = _opt_ident(obj, "coupon")
         if code is not None:
@@ -484,7 +505,16 @@ def _ident(obj: dict[str, Json], key: str) -> str:
     value = _required(obj, key)
     if type(value) is not str or not value:
         raise _FieldError("bad_type", f"`{key}` must be a non-empty string, got {_got(value)}")
+    if len(value) > MAX_ID_CHARS:
+        raise _too_long(f"`{key}`", value)
     return value
+
+
+def _too_long(what: str, value: str) -> _FieldError:
+    return _FieldError(
+        "id_too_long",
+        f"{what} is {len(value)} characters long, over the limit of {MAX_ID_CHARS}: {_got(value)}",
+    )
 
 
 def _opt_ident(obj: dict[str, Json], key: str) -> str | None:
@@ -505,6 +535,8 @@ def _shopper(obj: dict[str, Json]) -> str | None:
             "bad_type",
             f"`shopper` must be a non-empty token without '/', '+', '#' or NUL, got {_got(value)}",
         )
+    if value is not None and len(value) > MAX_ID_CHARS:
+        raise _too_long("`shopper`", value)
     return value
 
 
@@ -570,6 +602,8 @@ def _subject(r: _Route, obj: dict[str, Json]) -> tuple[str, bool]:
         return shopper, False
     if type(band) is not str or not band:
         raise _FieldError("bad_type", f"`band` must be a non-empty string, got {_got(band)}")
+    if len(band) > MAX_ID_CHARS:
+        raise _too_long("`band`", band)
     if band not in r.staff:
         raise _FieldError("unknown_device", f"band `{_clip(band)}` is not staff of store {r.store}")
     return band, True
@@ -580,6 +614,16 @@ def _checkout(obj: dict[str, Json]) -> bool:
     if value is not None and type(value) is not bool:
         raise _FieldError("bad_type", f"`checkout` must be true or false, got {_got(value)}")
     return value is True
+
+
+def _only_a_checkout(obj: dict[str, Json]) -> None:
+    also = [f"`{k}`" for k in ("sku", "category", "coupon") if obj.get(k) is not None]
+    if also:
+        raise _FieldError(
+            "contradictory_pos_line",
+            f"a line with `checkout: true` cannot also carry {' and '.join(also)}; "
+            "send the item or coupon as a line of its own",
+        )
 
 
 def _unknown(what: str, device: str, store: str) -> _FieldError:

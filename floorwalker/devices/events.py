@@ -144,6 +144,8 @@ REJECTION_REASONS: dict[str, str] = {
     "unknown_store": "the store id in the topic is not in any loaded registry",
     "unknown_device": "the device id is not in the store's registry",
     "too_large": "the payload is larger than the configured limit",
+    "id_too_long": "an id (store, device, shopper token, message id, ...) is over 128 characters",
+    "contradictory_pos_line": "a POS line has `checkout: true` and also an item or a coupon",
     "bad_timestamp": "the ts is not a finite epoch time in a plausible range",
     "clock_skew": "the ts is too far in the future or too late for the engine clock",
     "duplicate": "the same message id was already processed (QoS 1 redelivery or replay)",

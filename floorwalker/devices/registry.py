@@ -4,10 +4,20 @@ The registry is the only place where a store's device ids appear. Rules name
 zones by tag and staff by role or section; :class:`Registry` resolves them and
 precomputes what the hot path needs (beacon -> zone, tag -> zones, zone hop
 distances for "nearest staff").
+
+:func:`load_registry` reads the file as rule files are read
+(:mod:`floorwalker.rules.yamlpos`): at most :data:`MAX_REGISTRY_FILE_BYTES`,
+strict UTF-8, no control characters, anchors or aliases, bounded nesting. Every
+problem, including an unforeseen one, is a :class:`~floorwalker.errors.ConfigError`
+with the file and, where the problem was written, ``line:col``; a running
+runner's reload catches exactly that and keeps the registries it has. Store and
+device ids are at most :data:`MAX_ID_CHARS` characters, as the wire decoder
+requires of every id.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,17 +25,29 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
 from floorwalker.devices.topics import is_valid_id
 from floorwalker.errors import ConfigError
+from floorwalker.rules.yamlpos import (
+    YamlDocument,
+    YamlError,
+    YamlIssue,
+    decode_text,
+    load_yaml,
+    read_capped,
+)
+
+log = logging.getLogger(__name__)
 
 UNREACHABLE = 1_000_000
+MAX_REGISTRY_FILE_BYTES = 1024 * 1024
+"""Largest registry file: about 25,000 devices written one a line."""
+MAX_ID_CHARS = 128
+"""Longest store or device id (and, on the wire, shopper token or message id)."""
 
 _Path = tuple[str | int, ...]
 """Where in the registry file: keys and list indexes from the top."""
-_Lines = Callable[[_Path], int | None]
+_Lines = Callable[[_Path], tuple[int, int] | None]
+"""(line, col) of the deepest node along a path that the file has, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +131,47 @@ class Registry:
 def load_registry(path: str | Path) -> Registry:
     """Load and validate a registry YAML file; raise :class:`ConfigError` on any problem.
 
-    Errors carry the file and, where the problem was written, its line.
+    Errors carry the file and, where the problem was written, its line and column.
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read registry: {exc}", file=str(p)) from exc
-    node, data = _parse(text, str(p))
-    if not isinstance(data, Mapping):
+        return _load(p)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bug; still the operator's file that triggered it
+        log.warning("unexpected failure loading registry %s", p, exc_info=exc)
+        message = f"could not be read ({type(exc).__name__}); please report this file"
+        raise ConfigError(message, file=str(p), line=1, col=1) from exc
+
+
+def _load(p: Path) -> Registry:
+    source = str(p)
+    try:
+        text = decode_text(read_capped(p, max_bytes=MAX_REGISTRY_FILE_BYTES, what="a registry"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read registry: {exc.strerror or exc}", file=source) from exc
+    except YamlError as exc:
+        raise _yaml_error("cannot read registry", exc.issues, source) from None
+    try:
+        doc = load_yaml(text)
+    except YamlError as exc:
+        raise _yaml_error("not valid YAML", exc.issues, source) from None
+    if not isinstance(doc.data, Mapping):
         raise ConfigError(
-            "a registry is a YAML mapping with store, timezone, zones, ...", file=str(p), line=1
+            "a registry is a YAML mapping with store, timezone, zones, ...",
+            file=source,
+            line=1,
+            col=1,
         )
-    return _build(data, str(p), lambda where: _line_of(node, where))
+    return _build(doc.data, source, lambda where: _pos_of(doc, where))
+
+
+def _yaml_error(what: str, issues: list[YamlIssue], source: str) -> ConfigError:
+    first = issues[0]
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return ConfigError(
+        f"{what}: {first.message}{more}", file=source, line=first.line, col=first.col
+    )
 
 
 def load_registries(paths: Iterable[str | Path]) -> dict[str, Registry]:
@@ -135,66 +185,21 @@ def load_registries(paths: Iterable[str | Path]) -> dict[str, Registry]:
     return registries
 
 
-def _parse(text: str, source: str) -> tuple[Node | None, Any]:
-    """Parse once, keeping the node tree (for line numbers) and the plain data."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            _refuse_duplicate_keys(node, source)
-        return node, loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {exc}", file=source, line=line) from exc
-    finally:
-        loader.dispose()
+def _pos_of(doc: YamlDocument, where: _Path) -> tuple[int, int] | None:
+    """Where the deepest node along ``where`` was written: a mapping entry's key, a list item.
+
+    Duplicate keys never get here: the YAML layer refuses them (for a registry a
+    repeated key would be a beacon quietly moving to another zone).
+    """
+    for end in range(len(where), 0, -1):
+        prefix = where[:end]
+        pos = doc.keys.get(prefix) if isinstance(prefix[-1], str) else doc.values.get(prefix)
+        if pos is not None:
+            return pos.line, pos.col
+    return None
 
 
-def _refuse_duplicate_keys(node: Node, source: str) -> None:
-    # PyYAML keeps the last of two equal keys silently; for a registry that would
-    # mean a beacon quietly moving to another zone, so it is an error here.
-    todo = [node]
-    while todo:
-        here = todo.pop()
-        if isinstance(here, MappingNode):
-            seen: set[str] = set()
-            for key, value in here.value:
-                if isinstance(key, ScalarNode):
-                    if key.value in seen:
-                        raise ConfigError(
-                            f"duplicate key `{key.value}`",
-                            file=source,
-                            line=key.start_mark.line + 1,
-                        )
-                    seen.add(key.value)
-                todo.append(value)
-        elif isinstance(here, SequenceNode):
-            todo.extend(here.value)
-
-
-def _line_of(node: Node | None, where: _Path) -> int | None:
-    """1-based line of the deepest node along ``where`` that the file has."""
-    line = None
-    for step in where:
-        if isinstance(node, MappingNode):
-            entry = next(((k, v) for k, v in node.value if _key_text(k) == str(step)), None)
-            if entry is None:
-                break
-            line, node = entry[0].start_mark.line + 1, entry[1]
-        elif isinstance(node, SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _key_text(node: Node) -> str | None:
-    return node.value if isinstance(node, ScalarNode) else None
-
-
-def _no_lines(where: _Path) -> int | None:
+def _no_lines(where: _Path) -> tuple[int, int] | None:
     return None
 
 
@@ -206,7 +211,9 @@ class _Builder:
         self.lines = lines
 
     def fail(self, message: str, *where: str | int) -> NoReturn:
-        raise ConfigError(message, file=self.source, line=self.lines(where))
+        at = self.lines(where)
+        line, col = at if at is not None else (None, None)
+        raise ConfigError(message, file=self.source, line=line, col=col)
 
     def mapping(self, raw: Any, message: str, *where: str | int) -> Mapping[Any, Any]:
         if raw is None:
@@ -229,9 +236,17 @@ class _Builder:
         dev = str(raw)
         if not is_valid_id(dev):
             self.fail(
-                f"{what} id {dev!r} cannot be used in an MQTT topic (no '/', '+', '#')", *where
+                f"{what} id {dev[:MAX_ID_CHARS]!r} cannot be used in an MQTT topic "
+                "(no '/', '+', '#')",
+                *where,
             )
+        if len(dev) > MAX_ID_CHARS:
+            self.fail(f"{what} id {_too_long(dev)}", *where)
         return dev
+
+
+def _too_long(text: str) -> str:
+    return f"`{text[:40]}…` is {len(text)} characters long; ids have at most {MAX_ID_CHARS}"
 
 
 def _build(data: Mapping[str, Any], source: str, lines: _Lines = _no_lines) -> Registry:
@@ -240,6 +255,8 @@ def _build(data: Mapping[str, Any], source: str, lines: _Lines = _no_lines) -> R
         b.fail("missing required key `store` (the store id used in MQTT topics)")
     if not isinstance(data["store"], str) or not is_valid_id(data["store"]):
         b.fail("`store` must be a store id string without '/', '+' or '#'", "store")
+    if len(data["store"]) > MAX_ID_CHARS:
+        b.fail(f"store id {_too_long(data['store'])}", "store")
     if "zones" not in data:
         b.fail("missing required key `zones`")
     timezone = str(data.get("timezone") or "UTC")

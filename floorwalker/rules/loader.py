@@ -6,10 +6,19 @@ optional reserved files ``policy.yaml`` (guards across all rules) and
 all or nothing: every problem of every file is collected and reported together,
 and a directory with any problem yields no rule set at all, so a half-loaded set
 can never replace the rules already running.
+
+Loading never raises anything but :class:`~floorwalker.errors.RuleSetError`
+(a running engine's reload catches exactly that): a file over
+:data:`MAX_RULE_FILE_BYTES`, one that is not UTF-8, holds control characters,
+YAML anchors or aliases, nests deeper than
+:data:`~floorwalker.rules.yamlpos.MAX_DEPTH` or is otherwise garbled is one
+``file:line:col: message`` problem, and any unexpected failure while reading
+one file becomes a problem of that file too (see :mod:`floorwalker.rules.yamlpos`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +38,18 @@ from floorwalker.rules.schema import (
     VocabularyFile,
 )
 from floorwalker.rules.vocabulary import DEFAULT_VOCABULARY, Vocabulary, closest
-from floorwalker.rules.yamlpos import YamlDocument, YamlError, load_yaml
+from floorwalker.rules.yamlpos import YamlDocument, YamlError, read_yaml_file
 
 if TYPE_CHECKING:
     from floorwalker.devices.registry import Registry
 
 RULE_SUFFIXES = (".yaml", ".yml")
+MAX_RULE_FILE_BYTES = 256 * 1024
+"""Largest rule, policy or vocabulary file (the largest catalog rule is under 1 KiB)."""
 POLICY_STEM = "policy"
 VOCABULARY_STEM = "vocabulary"
+
+log = logging.getLogger(__name__)
 
 _M = TypeVar("_M", bound=BaseModel)
 _RULE_KEYS = frozenset(f.alias or name for name, f in RuleFile.model_fields.items())
@@ -60,7 +73,10 @@ def load_rule_file(path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY) -> 
     parsed = _parse_rule(Path(path), vocab)
     if parsed.spec is None or parsed.doc is None:
         raise RuleSetError(parsed.problems)
-    return _compile(parsed.file, parsed.doc, parsed.spec)
+    rule = _compile(parsed)
+    if isinstance(rule, RuleProblem):
+        raise RuleSetError([rule])
+    return rule
 
 
 def load_rules(
@@ -90,11 +106,15 @@ def check_directory(
 def _load_directory(
     root: Path, extra_tags: Iterable[str], extra_roles: Iterable[str]
 ) -> tuple[RuleSet, list[RuleProblem]]:
-    if not root.is_dir():
-        return RuleSet(()), [RuleProblem(str(root), 1, 1, "is not a directory of rule files")]
-    files = sorted(
-        p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and not p.name.startswith(".")
-    )
+    try:
+        files = sorted(
+            p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and not p.name.startswith(".")
+        )
+    except OSError as exc:
+        problem = "is not a directory of rule files"
+        if root.is_dir():
+            problem = f"cannot be listed: {exc.strerror or exc}"
+        return RuleSet(()), [RuleProblem(str(root), 1, 1, problem)]
     problems: list[RuleProblem] = []
     vocab = DEFAULT_VOCABULARY.extended(zone_tags=extra_tags, roles=extra_roles)
     vocab = _directory_vocabulary(_reserved(files, VOCABULARY_STEM, problems), vocab, problems)
@@ -109,7 +129,11 @@ def _load_directory(
         if parsed.doc is not None and (declared := _declared_id(parsed.file, parsed.doc)):
             ids.append(declared)
         if parsed.spec is not None and parsed.doc is not None:
-            rules.append(_compile(parsed.file, parsed.doc, parsed.spec))
+            rule = _compile(parsed)
+            if isinstance(rule, RuleProblem):
+                problems.append(rule)
+            else:
+                rules.append(rule)
     problems.extend(_duplicate_ids(ids))
     problems.sort(key=lambda p: (p.file, p.line, p.col))
     return RuleSet(tuple(rules), policy), problems
@@ -141,7 +165,13 @@ def _directory_policy(path: Path | None, problems: list[RuleProblem]) -> Policy:
         return Policy()
     parsed = _parse(path, PolicyFile, empty_ok=True)
     problems.extend(parsed.problems)
-    return compile_policy(parsed.spec) if parsed.spec is not None else Policy()
+    if parsed.spec is None:
+        return Policy()
+    try:
+        return compile_policy(parsed.spec)
+    except Exception as exc:
+        problems.append(_unexpected(parsed.file, exc))
+        return Policy()
 
 
 def _declared_id(file: str, doc: YamlDocument) -> tuple[str, SourceRef] | None:
@@ -181,9 +211,21 @@ def _parse_rule(path: Path, vocab: Vocabulary) -> _Parsed[RuleFile]:
     return _parse(path, RuleFile, context={"vocabulary": vocab}, also=_missing_action)
 
 
-def _compile(file: str, doc: YamlDocument, spec: RuleFile) -> Rule:
-    pos = doc.key_pos(("id",))
-    return compile_rule(spec, doc.data, SourceRef(file, pos.line, pos.col))
+def _compile(parsed: _Parsed[RuleFile]) -> Rule | RuleProblem:
+    assert parsed.doc is not None and parsed.spec is not None
+    pos = parsed.doc.key_pos(("id",))
+    try:
+        return compile_rule(parsed.spec, parsed.doc.data, SourceRef(parsed.file, pos.line, pos.col))
+    except Exception as exc:
+        return _unexpected(parsed.file, exc)
+
+
+def _unexpected(file: str, exc: Exception) -> RuleProblem:
+    """A failure no check foresaw: still a problem of this file, never a traceback."""
+    log.warning("unexpected failure loading %s", file, exc_info=exc)
+    return RuleProblem(
+        file, 1, 1, f"could not be read ({type(exc).__name__}); please report this file"
+    )
 
 
 def _missing_action(data: dict[str, Any]) -> list[Issue]:
@@ -203,6 +245,20 @@ def _parse(
     context: dict[str, Any] | None = None,
     empty_ok: bool = False,
     also: Callable[[dict[str, Any]], list[Issue]] | None = None,
+) -> _Parsed[_M]:
+    try:
+        return _parse_checked(path, model, context=context, empty_ok=empty_ok, also=also)
+    except Exception as exc:
+        return _Parsed(str(path), problems=[_unexpected(str(path), exc)])
+
+
+def _parse_checked(
+    path: Path,
+    model: type[_M],
+    *,
+    context: dict[str, Any] | None,
+    empty_ok: bool,
+    also: Callable[[dict[str, Any]], list[Issue]] | None,
 ) -> _Parsed[_M]:
     file = str(path)
     doc = _read_yaml(path)
@@ -224,13 +280,9 @@ def _parse(
 def _read_yaml(path: Path) -> YamlDocument | RuleProblem | list[RuleProblem]:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return RuleProblem(file, 1, 1, "is not UTF-8 text; save the file as UTF-8")
+        return read_yaml_file(path, max_bytes=MAX_RULE_FILE_BYTES, what="a rule file")
     except OSError as exc:
         return RuleProblem(file, 1, 1, f"cannot be read: {exc.strerror or exc}")
-    try:
-        return load_yaml(text)
     except YamlError as exc:
         return [RuleProblem(file, i.line, i.col, i.message) for i in exc.issues]
 

@@ -54,7 +54,24 @@ def to_problem(file: str, doc: YamlDocument, issue: Issue) -> RuleProblem:
     pos = doc.key_pos(target) if issue.key else doc.value_pos(target)
     where = dotted(issue.where)
     message = f"{where}: {issue.message}" if where else issue.message
-    return RuleProblem(file, pos.line, pos.col, message, issue.suggestion)
+    suggestion = issue.suggestion
+    if suggestion is not None and len(suggestion) > _QUOTED_CHARS:
+        suggestion = None
+    return RuleProblem(file, pos.line, pos.col, clip_quoted(message), suggestion)
+
+
+_QUOTED_CHARS = 60
+
+
+def clip_quoted(message: str) -> str:
+    """Messages quote the offending value in backticks; a 100 KiB value is shown by its start."""
+    parts = message.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the message as it is
+        return message
+    for i in range(1, len(parts), 2):
+        if len(parts[i]) > _QUOTED_CHARS:
+            parts[i] = parts[i][:_QUOTED_CHARS] + "…"
+    return "`".join(parts)
 
 
 def issues_from(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Issue]:

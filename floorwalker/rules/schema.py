@@ -56,6 +56,8 @@ from floorwalker.rules.vocabulary import Vocabulary, closest
 ISSUE_TYPE = "floorwalker"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 TIME_PATTERN = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+MAX_DURATION_S = 366 * 86400.0
+"""Longest duration a rule may name (a yearly cooldown fits); `1e300s` is a typo, not a plan."""
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
 PLACEHOLDERS: tuple[str, ...] = ("zone", "bell", "reason", "category", "sku", "count", "offer")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -97,9 +99,15 @@ def _vocabulary(info: ValidationInfo) -> Vocabulary | None:
 
 def _duration(value: Any) -> float:
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except DurationError as exc:
         raise issue(str(exc)) from exc
+    if seconds > MAX_DURATION_S:
+        raise issue(
+            f"`{value}` is too long; a duration is at most {format_duration(MAX_DURATION_S)} "
+            "(a year)"
+        )
+    return seconds
 
 
 def _minutes(value: Any) -> int:
@@ -214,7 +222,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
             ],
         }
     ),
@@ -279,7 +287,8 @@ Weekdays = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `.inf` and `.nan` are YAML floats; no number in a rule means either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- patterns

@@ -23,7 +23,7 @@ from floorwalker.devices.events import (
     Sighting,
     StaffAck,
 )
-from floorwalker.devices.registry import Registry
+from floorwalker.devices.registry import MAX_ID_CHARS, Registry
 from floorwalker.errors import ConfigError
 
 TS = 1717000000.25
@@ -192,10 +192,32 @@ def test_pos_checkout(decoder: Decoder) -> None:
     assert isinstance(no_total, Checkout) and no_total.total is None
 
 
-def test_pos_precedence_checkout_then_coupon_then_item(decoder: Decoder) -> None:
-    assert isinstance(event(decoder, POS, with_(ITEM, coupon="C", checkout=True)), Checkout)
+def test_pos_a_coupon_line_may_name_its_item_and_checkout_false_is_no_checkout(
+    decoder: Decoder,
+) -> None:
     assert isinstance(event(decoder, POS, with_(ITEM, coupon="C")), CouponRedeemed)
     assert isinstance(event(decoder, POS, with_(ITEM, checkout=False)), PosItem)
+    assert isinstance(event(decoder, POS, with_(ITEM, coupon="C", checkout=False)), CouponRedeemed)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({}, "`sku`"),  # ITEM has a sku
+        ({"sku": ..., "category": "dairy"}, "`category`"),
+        ({"sku": ..., "coupon": "C"}, "`coupon`"),
+        ({"category": "dairy", "coupon": "C"}, "`sku` and `category` and `coupon`"),
+    ],
+)
+def test_pos_checkout_with_an_item_or_coupon_is_contradictory(
+    decoder: Decoder, changes: dict[str, Any], named: str
+) -> None:
+    rej = rejected(decoder, POS, enc(with_(ITEM, checkout=True, total=42, **changes)))
+    assert rej.reason == "contradictory_pos_line"
+    assert f"cannot also carry {named}" in rej.detail
+    # A null item field is absent, so this is an ordinary checkout.
+    plain = with_(ITEM, sku=None, category=None, coupon=None, checkout=True)
+    assert isinstance(event(decoder, POS, plain), Checkout)
 
 
 @pytest.mark.parametrize("action", ["ack", "done", "decline"])
@@ -450,7 +472,7 @@ BAD_TYPES: list[tuple[str, dict[str, Any], str]] = [
     (POS, {"sku": ..., "category": ""}, "`category`"),
     (POS, {"coupon": 123}, "`coupon`"),
     (POS, {"checkout": "yes"}, "`checkout` must be true or false"),
-    (POS, {"checkout": True, "total": "42"}, "`total` must be a number"),
+    (POS, {"sku": ..., "checkout": True, "total": "42"}, "`total` must be a number"),
     (ACK, {"action": "maybe"}, '`action` must be one of ack, done, decline, got "maybe"'),
     (ACK, {"action": 1}, "`action`"),
     (ACK, {"alert": None}, "`alert`"),
@@ -493,6 +515,70 @@ def test_timestamp_bounds_are_inclusive_and_configurable(registry: Registry) -> 
     for ts in (100, 150.5, 200):
         assert isinstance(one(dec, BEACON, enc(with_(SIGHTING, ts=ts))), Sighting)
     assert rejected(dec, BEACON, enc(with_(SIGHTING, ts=TS))).reason == "bad_timestamp"
+
+
+# -- contract limits: batch size, id length ---------------------------------------------
+
+
+def test_a_batch_of_1000_ordinary_sightings_is_accepted(decoder: Decoder) -> None:
+    batch = [
+        with_(SIGHTING, shopper=f"app-{i:08d}-tok", ts=TS + i * 0.001, dwell_s=1.5)
+        for i in range(1000)
+    ]
+    payload = enc(batch)
+    assert len(payload) > 64 * 1024, "bigger than the old 64 KiB cap"
+    out = decoder.decode(BEACON, payload, ARRIVAL)
+    assert len(out) == 1000 and all(isinstance(e, Sighting) for e in out)
+    # Even with tokens of the longest length, 1,000 of them fit.
+    long_tokens = [with_(SIGHTING, shopper="t" * MAX_ID_CHARS) for _ in range(1000)]
+    assert len(enc(long_tokens)) <= DecoderSettings().max_payload_bytes
+    assert all(isinstance(e, Sighting) for e in decoder.decode(BEACON, enc(long_tokens), ARRIVAL))
+    over = rejected(decoder, BEACON, enc([SIGHTING] * 1001))
+    assert over.reason == "too_large"
+    assert over.detail.startswith("batch of 1001 messages is over the limit of 1000")
+
+
+LONG = "x" * (MAX_ID_CHARS + 1)
+TOO_LONG: list[tuple[str, dict[str, Any], str]] = [
+    (BEACON, {"shopper": LONG}, "`shopper`"),
+    (BEACON, {"shopper": ..., "band": LONG}, "`band`"),
+    (BEACON, {"beacon": LONG}, "`beacon`"),
+    (BELL, {"id": LONG}, "`id`"),
+    (BELL, {"shopper": LONG}, "`shopper`"),
+    (POS, {"receipt": LONG}, "`receipt`"),
+    (POS, {"sku": LONG}, "`sku`"),
+    (POS, {"sku": ..., "category": LONG}, "`category`"),
+    (POS, {"coupon": LONG}, "`coupon`"),
+    (ACK, {"alert": LONG}, "`alert`"),
+    (ACK, {"id": LONG}, "`id`"),
+]
+
+
+@pytest.mark.parametrize(("topic", "changes", "what"), TOO_LONG)
+def test_ids_over_the_limit_are_id_too_long(
+    decoder: Decoder, topic: str, changes: dict[str, Any], what: str
+) -> None:
+    rej = rejected(decoder, topic, enc(with_(GOOD[topic], **changes)))
+    assert rej.reason == "id_too_long"
+    assert rej.detail.startswith(f"{what} is {MAX_ID_CHARS + 1} characters long, over the limit")
+    assert len(rej.detail) < 200
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [f"fw/s001/beacon/{LONG}", f"fw/{LONG}/bell/bell-dairy", f"fw/s001/device/{LONG}/status"],
+)
+def test_long_ids_in_the_topic_are_id_too_long(decoder: Decoder, topic: str) -> None:
+    rej = rejected(decoder, topic, enc(SIGHTING))
+    assert rej.reason == "id_too_long"
+    assert rej.detail.startswith("the topic's id is 129 characters long")
+
+
+def test_ids_of_the_longest_length_are_accepted(decoder: Decoder) -> None:
+    at_limit = "y" * MAX_ID_CHARS
+    got = event(decoder, BEACON, with_(SIGHTING, shopper=at_limit))
+    assert isinstance(got, Sighting) and got.subject == at_limit
+    assert isinstance(event(decoder, POS, with_(ITEM, receipt=at_limit, id=at_limit)), PosItem)
 
 
 # -- batches ---------------------------------------------------------------------------
@@ -739,7 +825,7 @@ def test_arbitrary_json_never_raises_and_events_are_valid(
 
 
 @given(
-    shopper=st.text(max_size=20),
+    shopper=st.text(max_size=20) | st.text(min_size=MAX_ID_CHARS - 2, max_size=MAX_ID_CHARS + 2),
     rssi=st.integers(min_value=-200, max_value=100),
     ts=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1),
     beacon=st.sampled_from(["b-dairy-1", "b-door-1", "b-x", ""]),
@@ -757,6 +843,7 @@ def test_sighting_fast_path_agrees_with_the_rules(
         ("unknown_device", beacon == "b-x"),
         ("bad_type", not -130 <= rssi <= 20),
         ("bad_type", shopper == "" or any(c in shopper for c in "/+#\x00")),
+        ("id_too_long", len(shopper) > MAX_ID_CHARS),
     ]
     first = next((reason for reason, failed in problems if failed), None)
     if first is None:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 import yaml
 
-from floorwalker.devices.registry import UNREACHABLE, Registry, load_registry
+from floorwalker.devices import registry as registry_module
+from floorwalker.devices.registry import (
+    MAX_ID_CHARS,
+    MAX_REGISTRY_FILE_BYTES,
+    UNREACHABLE,
+    Registry,
+    load_registry,
+)
 from floorwalker.errors import ConfigError
 
 from .conftest import SAMPLE_YAML
@@ -167,7 +174,8 @@ def test_each_mistake_is_a_config_error_with_file_and_line(
     assert err.file == str(path)
     if line is not None:
         assert err.line == line
-        assert str(err).startswith(f"{path}:{line}: ")
+        assert err.col is not None and err.col >= 1
+        assert str(err).startswith(f"{path}:{line}:{err.col}: ")
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
@@ -210,3 +218,71 @@ def test_from_mapping_errors_name_the_source(data: dict[str, Any], message: str)
 def test_from_mapping_refuses_a_non_mapping() -> None:
     with pytest.raises(ConfigError, match="mapping"):
         Registry.from_mapping(["store"])  # type: ignore[arg-type]
+
+
+# -- garbled files: a ConfigError with file:line:col, never anything else -------------
+
+
+def _laughs() -> str:
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    return SAMPLE_YAML + "\n".join(lines) + "\n"
+
+
+GARBLED: list[tuple[str, bytes, str, tuple[int, int]]] = [
+    ("nul", SAMPLE_YAML.replace("Li Na", "Li\x00Na").encode(), "a NUL byte", (12, 21)),
+    ("control", SAMPLE_YAML.replace("gw-2", "gw\x1e2").encode(), "U+001E", (9, 20)),
+    ("alias bomb", _laughs().encode(), "YAML anchors and aliases", (14, 5)),
+    ("deep", (SAMPLE_YAML + "x: " + "[" * 3000 + "]" * 3000).encode(), "nested more", (14, 1003)),
+    ("latin-1", SAMPLE_YAML.replace("Li Na", "Zo\xeb").encode("latin-1"), "byte 0xEB", (12, 21)),
+    ("utf-16", SAMPLE_YAML.encode("utf-16"), "is UTF-16 text", (1, 1)),
+    (
+        "huge int",
+        SAMPLE_YAML.replace("[gw-1, gw-2]", "[gw-1, 1" + "0" * 30 + "]").encode(),
+        "too large a number",
+        (9, 18),
+    ),
+    ("long id", SAMPLE_YAML.replace("gw-2", "g" * 129).encode(), "129 characters long", (9, 18)),
+    ("long store", SAMPLE_YAML.replace("s001", "s" * 129).encode(), "store id", (1, 1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "message", "at"), [g[1:] for g in GARBLED], ids=[g[0] for g in GARBLED]
+)
+def test_garbled_registries_are_config_errors_with_line_and_col(
+    tmp_path: Path, data: bytes, message: str, at: tuple[int, int]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    err = info.value
+    assert message in str(err)
+    assert (err.line, err.col) == at, str(err)
+    assert str(err).startswith(f"{path}:{at[0]}:{at[1]}: ")
+
+
+def test_a_registry_over_the_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(SAMPLE_YAML + "#" * MAX_REGISTRY_FILE_BYTES, encoding="utf-8")
+    with pytest.raises(ConfigError, match="over the limit of 1 MiB for a registry"):
+        load_registry(path)
+
+
+def test_ids_of_the_longest_length_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(SAMPLE_YAML.replace("gw-2", "g" * MAX_ID_CHARS), encoding="utf-8")
+    assert "g" * MAX_ID_CHARS in load_registry(path).gateways
+
+
+def test_an_unforeseen_failure_is_still_a_config_error(
+    sample_yaml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RecursionError("a bug")
+
+    monkeypatch.setattr(registry_module, "_hop_distances", boom)
+    with pytest.raises(ConfigError, match=r"could not be read \(RecursionError\)") as info:
+        load_registry(sample_yaml)
+    assert (info.value.line, info.value.col) == (1, 1)

@@ -161,7 +161,7 @@ def test_bad_input_is_dead_lettered_and_the_next_message_still_works(
     unknown = probe.wait_for(probe.is_deadletter("unknown_device"), 5.0, "unknown_device").json()
     assert unknown["topic"] == probe.topic("bell/bell-nowhere")
 
-    huge = b'{"id": "big", "ts": 1795395600.0, "pad": "' + b"x" * 70_000 + b'"}'
+    huge = b'{"id": "big", "ts": 1795395600.0, "pad": "' + b"x" * 300_000 + b'"}'
     probe.publish("bell/bell-appl", huge)
     big = probe.wait_for(probe.is_deadletter("too_large"), 5.0, "too_large").json()
     assert big["topic"] == probe.topic("bell/bell-appl")

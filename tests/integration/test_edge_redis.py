@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import time
 from collections import Counter
@@ -214,3 +215,64 @@ def test_sighup_reloads_the_rules(
     offer = probe.messages(probe.is_offer("app-loyal"))[0].json()
     assert offer["rule"] == "snack-offer"
     assert runner.alive
+
+
+def _laughs() -> bytes:
+    """A YAML "billion laughs": 9**9 leaves if anything expanded its aliases."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    return ("id: laughs\n" + "\n".join(lines) + "\n").encode()
+
+
+GARBLED_RELOADS = {
+    "rule with NUL": (
+        "rules",
+        b"id: nul\nwhen: {bell: {}}\nalert: {to: nearest, message: a\x00b}\n",
+    ),
+    "rule with RS": ("rules", b"id: rs\x1e\nwhen: {bell: {}}\nalert: {to: nearest, message: x}\n"),
+    "rule alias bomb": ("rules", _laughs()),
+    "rule nested 2,000 deep": ("rules", b"id: deep\nwhen: " + b"[" * 2000 + b"]" * 2000 + b"\n"),
+    "registry with NUL": ("registry", b"store: s001\x00\nzones: {}\n"),
+    "registry alias bomb": ("registry", b"store: s001\nzones: {}\n" + _laughs()),
+}
+
+
+@pytest.mark.parametrize(("where", "garbled"), GARBLED_RELOADS.values(), ids=GARBLED_RELOADS)
+def test_a_garbled_reload_is_refused_and_the_runner_keeps_serving(
+    tmp_path: Path,
+    probe: Probe,
+    start_edge: StartEdge,
+    redis_service: services.RunningService,
+    unique_prefix: str,
+    where: str,
+    garbled: bytes,
+) -> None:
+    files = write_store(tmp_path, rules={"bell": bell_rule()})
+    load_profiles(redis_service.url, files, unique_prefix)
+    # No file watching: the reload below is the only one.
+    runner = start_edge(files, redis=redis_service.url, reload_poll_s=3600.0)
+    place_staff(probe, {"band-07": "b-dairy"})
+    probe.sync()
+    good_registry = files.registry.read_bytes()
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    if where == "rules":
+        (files.rules / "garbled.yaml").write_bytes(garbled)
+    else:
+        files.registry.write_bytes(garbled)
+    started = time.monotonic()
+    assert runner.reload() is False
+    assert time.monotonic() - started < 5.0
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert grown_mib < 200, f"the refused reload grew the process by {grown_mib:.0f} MiB"
+
+    # The rules and the registry that were running still answer a bell.
+    probe.bell("bell-dairy", token("press"))
+    page = probe.wait_for(probe.is_alert("band-07"), 5.0, "an alert after the refused reload")
+    assert page.json()["rule"] == "test-bell"
+    # And once the file is fixed, a reload takes.
+    if where == "rules":
+        (files.rules / "garbled.yaml").unlink()
+    else:
+        files.registry.write_bytes(good_registry)
+    assert runner.reload() is True

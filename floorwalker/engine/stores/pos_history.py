@@ -5,7 +5,14 @@ that costs a few dict operations and a queue append, never a Redis round trip.
 A background writer thread appends the checkouts to a Redis stream::
 
     P pos:checkouts     stream, fields store, receipt, shopper, ts, total
-                        (XADD MAXLEN ~ settings.maxlen, oldest entries trimmed)
+
+Retention: entries are trimmed ``retention_s`` (400 days) after they were
+written - RFM scoring looks back 365 days - by ``XADD ... MINID ~`` (the
+stream entry id is Redis' time of the write), and the stream is also capped at
+about ``maxlen`` entries (``XTRIM MAXLEN ~`` after each written batch). Both are
+approximate: Redis trims whole internal nodes (100 entries by default), so a
+few entries may outlive the limit briefly. A shopper's entries are erased at
+once by :func:`delete_checkouts_of`.
 
 What is recorded — **checkouts only**, one entry per checkout line:
 
@@ -60,6 +67,8 @@ class PosHistorySettings:
     prefix: str = "fw:"
     maxlen: int = 5_000_000
     """Approximate cap of the stream (about a year of a mid-size chain's loyalty checkouts)."""
+    retention_s: float = 400 * 86400.0
+    """Entries older than this (by when they were written) are trimmed; RFM uses 365 days."""
     socket_timeout_s: float = 5.0
     """Only the writer thread and bulk reads wait on it, never an event."""
     connect_timeout_s: float = 1.0
@@ -307,6 +316,9 @@ class PosHistory:
                 self._wake.set()
 
     def _append(self, batch: list[CheckoutRecord]) -> None:
+        # Entry ids are milliseconds of Redis' clock; this host's is close enough
+        # for a retention counted in days.
+        oldest = f"{max(0, int((time.time() - self.settings.retention_s) * 1000))}-0"
         with self._redis.pipeline(transaction=False) as pipe:
             for rec in batch:
                 fields: dict[FieldT, EncodableT] = {
@@ -316,9 +328,8 @@ class PosHistory:
                     "ts": repr(rec.ts),
                     "total": repr(rec.total),
                 }
-                pipe.xadd(
-                    self.settings.stream, fields, maxlen=self.settings.maxlen, approximate=True
-                )
+                pipe.xadd(self.settings.stream, fields, minid=oldest, approximate=True)
+            pipe.xtrim(self.settings.stream, maxlen=self.settings.maxlen, approximate=True)
             pipe.execute()
 
 

@@ -4,6 +4,17 @@ Key layout under ``settings.prefix`` (``P``)::
 
     P alerts:<store>    hash: alert id -> OpenAlert.to_record() as JSON
 
+Retention (alerts may name a shopper and where they were, so they are
+location-derived state, kept like the engine's: ``retention_s``, default 24 h):
+
+* the engine drops an alert's entry when it forgets the alert (``drop``), and
+  Redis deletes the hash when its last entry goes;
+* every ``save`` also drops the entries created more than ``retention_s`` before
+  the alert it saves (on the engine clock), so an entry whose ``drop`` was lost
+  to a Redis outage does not stay forever in a busy store's hash;
+* every ``save`` sets the hash to expire ``retention_s`` after that write, so
+  the journal of a store whose runner never comes back is gone too.
+
 Writes are synchronous (the engine writes through before it publishes the page
 it decided, and alerts are rare) with a small socket timeout; any Redis failure
 is a :class:`~floorwalker.errors.GuardStoreError`, which the engine counts and
@@ -14,6 +25,7 @@ as in the guard store.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +37,22 @@ from floorwalker.engine.stores._redis import connect, load_object, scan_keys, st
 
 log = logging.getLogger(__name__)
 
+# KEYS[1]: the store's hash. ARGV: alert id, record JSON, oldest `created` kept,
+# TTL in ms. The hash holds the store's open alerts only (a handful), so
+# reading it whole on each save is cheap; alerts change a few times each.
+_SAVE = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local oldest = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local ok, rec = pcall(cjson.decode, all[i + 1])
+  local created = ok and type(rec) == 'table' and tonumber(rec['created'])
+  if created and created < oldest then redis.call('HDEL', KEYS[1], all[i]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class RedisAlertSettings:
@@ -32,6 +60,8 @@ class RedisAlertSettings:
     socket_timeout_s: float = 0.5
     """Small on purpose: the engine thread waits on every save."""
     connect_timeout_s: float = 0.5
+    retention_s: float = 86400.0
+    """How long an alert is kept at most (the engine's ``location_ttl_s`` default)."""
 
     @property
     def key_prefix(self) -> str:
@@ -49,6 +79,7 @@ class RedisAlertJournal:
         self.settings = settings or RedisAlertSettings()
         self.bad_records = 0
         """Unreadable journal entries skipped by :meth:`load`."""
+        self._save = client.register_script(_SAVE)
 
     @classmethod
     def from_url(
@@ -69,10 +100,15 @@ class RedisAlertJournal:
         self._redis.close()
 
     def save(self, alert: OpenAlert) -> None:
+        keep = self.settings.retention_s
+        args = (
+            alert.id,
+            orjson.dumps(alert.to_record()),
+            repr(float(alert.created) - keep),
+            max(1, math.ceil(keep * 1000.0)),
+        )
         with store_errors("alert journal save"):
-            self._redis.hset(
-                self.settings.key(alert.store), alert.id, orjson.dumps(alert.to_record())
-            )
+            self._save(keys=[self.settings.key(alert.store)], args=args)
 
     def drop(self, store: str, alert_id: str) -> None:
         with store_errors("alert journal drop"):

@@ -24,6 +24,18 @@ Key layout under ``settings.prefix`` (``P``)::
     P cpn:<code>       hash of the CouponRecord, redeemed, fatigue_key
     P cpns:<shopper>   set of the shopper's coupon codes, for forget_shopper
 
+Retention: every key about a shopper expires (budgets are per campaign, not
+per shopper, and are kept):
+
+* ``seen``, ``cd`` and a ``ctr`` with a deadline: at the deadline;
+* a ``ctr`` without one (a ``per: campaign`` cap): ``open_counter_retention_s``
+  (400 days) after the shopper's last counted offer;
+* ``fat``: the fatigue ``backoff`` plus ``fatigue_retention_s`` (30 days) after
+  the shopper's last offer - a streak nobody added to for that long starts
+  again from zero (the in-memory store keeps it for the process's lifetime);
+  a redemption deletes it at once;
+* ``cpn`` and ``cpns``: ``coupon_retention_s`` past the coupon's expiry.
+
 Engine keys put the shopper between colons or last (``cap:rule:s1``,
 ``fatigue:s1``), which is how :meth:`RedisGuardStore.forget_shopper` finds them.
 """
@@ -112,7 +124,7 @@ for i, c in ipairs(t.counters) do
   else
     redis.call('HSET', ctr[i], 'n', n)
     redis.call('HDEL', ctr[i], 'exp')
-    redis.call('PERSIST', ctr[i])
+    redis.call('PEXPIRE', ctr[i], t.open_ttl_ms)
   end
 end
 if bud then
@@ -120,7 +132,10 @@ if bud then
   local spent = string.format('%.17g', amount + tonumber(t.budget.cost))
   redis.call('HSET', bud, 'coupons', coupons + 1, 'amount', spent)
 end
-if fat then redis.call('HSET', fat, 'streak', streak + 1, 'last', t.now) end
+if fat then
+  redis.call('HSET', fat, 'streak', streak + 1, 'last', t.now)
+  redis.call('PEXPIRE', fat, t.fatigue.ttl_ms)
+end
 if cpn then
   for field, value in pairs(t.coupon.fields) do redis.call('HSET', cpn, field, value) end
   redis.call('PEXPIRE', cpn, t.coupon.ttl_ms)
@@ -172,6 +187,11 @@ class RedisGuardSettings:
     """How long an admitted action id is remembered (as the in-memory store)."""
     coupon_retention_s: float = 30 * 86400.0
     """How long past its expiry a coupon stays redeemable-as-"expired" for attribution."""
+    fatigue_retention_s: float = 30 * 86400.0
+    """A fatigue streak is forgotten this long after its backoff following the last offer."""
+    open_counter_retention_s: float = 400 * 86400.0
+    """A cap counter without a deadline (``per: campaign``) is forgotten this long after
+    its last increment."""
 
 
 class RedisGuardStore:
@@ -244,6 +264,7 @@ class RedisGuardStore:
             "now": _num(now),
             "action": {"deadline": _num(now + action_ttl), "ttl_ms": _ttl_ms(action_ttl)},
             "counters": [],
+            "open_ttl_ms": _ttl_ms(self.settings.open_counter_retention_s),
         }
         for c in t.counters:
             keys.append(self._key("ctr", c.key))
@@ -257,8 +278,9 @@ class RedisGuardStore:
             spec["budget"] = _budget_spec(t)
         if t.fatigue_key is not None:
             keys.append(self._key("fat", t.fatigue_key))
+            keep = _ttl_ms(t.fatigue_backoff_s + self.settings.fatigue_retention_s)
             backoff = _num(t.fatigue_backoff_s)
-            spec["fatigue"] = {"streak": t.fatigue_streak, "backoff": backoff}
+            spec["fatigue"] = {"streak": t.fatigue_streak, "backoff": backoff, "ttl_ms": keep}
         if t.coupon is not None:
             keys += [self._key("cpn", t.coupon.code), self._key("cpns", t.coupon.shopper)]
             spec["coupon"] = self._coupon_spec(t.coupon, now)

@@ -155,3 +155,25 @@ def test_a_full_queue_drops_the_oldest(settings: PosHistorySettings) -> None:
         pos.record("s001", f"r{i}", "a", float(i), 1.0)
     assert pos.stats.dropped == 2
     assert [r.receipt for r in pos._queue] == ["r2", "r3", "r4"]
+
+
+def test_entries_older_than_the_retention_are_trimmed(
+    redis_service: RunningService, settings: PosHistorySettings, raw: redis_py.Redis
+) -> None:
+    assert PosHistorySettings().retention_s == 400 * 86400.0  # RFM looks back 365 days
+    # 300 entries written "long ago": explicit ids in the 1970s, three stream nodes.
+    for i in range(300):
+        raw.xadd(
+            settings.stream,
+            {"store": "s001", "receipt": f"old{i}", "shopper": "a", "ts": "1.0", "total": "1.0"},
+            id=f"{i + 1}-0",
+        )
+    with PosHistory.from_url(redis_service.url, settings) as pos:
+        pos.record("s001", "new", "b", 2.0, 5.0)
+        assert pos.wait_idle(WAIT_S)
+    left = entries(raw, settings)
+    assert left[-1]["receipt"] == "new"
+    # Approximate trimming drops whole nodes (100 entries): at most the last one stays.
+    assert len(left) <= 101
+    history = read_checkouts(raw, settings)
+    assert "b" in history.shoppers

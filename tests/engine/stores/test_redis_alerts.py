@@ -119,3 +119,27 @@ def test_an_engine_restart_resumes_the_escalation_from_redis(
     assert after.engine.restore_alerts(journal.load()) == 1
     after.run_until(T0 + 200)
     assert [(a.step, a.ts - T0) for a in after.alerts("service-bell")] == [(3, 100.0)]
+
+
+def test_the_journal_expires_and_drops_stale_entries(
+    journal: RedisAlertJournal, redis_service: RunningService
+) -> None:
+    raw = redis_py.Redis.from_url(redis_service.url, decode_responses=True)
+    key = journal.settings.key("s001")
+    day = journal.settings.retention_s
+    assert day == 86400.0  # location-derived state: the engine's 24 h
+    try:
+        journal.save(alert("al-old", created=T0))
+        assert 0.99 * day * 1000 < raw.pttl(key) <= day * 1000  # a TTL, refreshed on write
+        raw.pexpire(key, 5_000)
+        journal.save(alert("al-mid", created=T0 + day - 1.0))
+        assert raw.pttl(key) > 5_000, "each save refreshes the TTL"
+        assert sorted(raw.hkeys(key)) == ["al-mid", "al-old"]
+        # An entry whose drop was lost (say, Redis was away) goes once it is a day old.
+        journal.save(alert("al-new", created=T0 + day + 1.0))
+        assert sorted(raw.hkeys(key)) == ["al-mid", "al-new"]
+        journal.drop("s001", "al-mid")
+        journal.drop("s001", "al-new")
+        assert raw.exists(key) == 0, "the hash goes with its last entry"
+    finally:
+        raw.close()

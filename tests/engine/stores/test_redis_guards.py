@@ -159,3 +159,42 @@ def test_a_client_without_decoding_works_too(
     assert store.budget("b").coupons == 1
     assert store.forget_shopper("s1") == 1  # the coupon; action id "a1" is not about s1
     client.close()
+
+
+def test_every_shopper_key_expires(redis_service: RunningService, unique_prefix: str) -> None:
+    prefix = f"{unique_prefix}:"
+    settings = RedisGuardSettings(prefix=prefix)
+    store = RedisGuardStore.from_url(redis_service.url, settings)
+    now = 1_700_000_000.0
+    week = 7 * 86400.0
+    coupon = CouponRecord("C-1", "a1", "bogo", "yogurt", "s001", "s1", now, now + 3600.0)
+    ticket = Ticket(
+        "a1",
+        counters=(
+            CounterLimit("cap:bogo:o:campaign:s1:-", 1, None, "cap"),  # per: campaign
+            CounterLimit("cap:*:day:s1:2023-11-14", 3, now + 3600.0, "cap_all_rules"),
+        ),
+        cooldown_key="cooldown:bogo:s1",
+        cooldown_s=600.0,
+        fatigue_key="fatigue:s1",
+        fatigue_streak=3,
+        fatigue_backoff_s=week,
+        coupon=coupon,
+    )
+    assert store.admit(ticket, now) is None
+    raw = redis_py.Redis.from_url(redis_service.url, decode_responses=True)
+    try:
+        keys = list(raw.scan_iter(match=f"{prefix}*"))
+        assert len(keys) == 7
+        assert all(raw.pttl(k) > 0 for k in keys), {k: raw.pttl(k) for k in keys}
+        fatigue_ms = (week + settings.fatigue_retention_s) * 1000
+        assert 0.99 * fatigue_ms < raw.pttl(f"{prefix}fat:fatigue:s1") <= fatigue_ms
+        campaign_ms = settings.open_counter_retention_s * 1000
+        pttl = raw.pttl(f"{prefix}ctr:cap:bogo:o:campaign:s1:-")
+        assert 0.99 * campaign_ms < pttl <= campaign_ms
+        # Streak and campaign count stay exact while they are kept.
+        assert raw.hget(f"{prefix}fat:fatigue:s1", "streak") == "1"
+        assert store.admit(Ticket("a2", counters=ticket.counters[:1]), now + 1) == "cap"
+    finally:
+        raw.close()
+        store.close()
