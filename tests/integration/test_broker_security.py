@@ -168,6 +168,9 @@ def test_a_forged_offer_from_a_gateway_never_reaches_the_shopper(
     real = orjson.loads(shopper.wait_for(offer))
     assert real["code"] == "FAKE-CODE-0002", "the engine's offer, not the gateway's"
     assert shopper.topics() == [offer]
+    # The probe sees the same broker: once the engine's offer reached it, it has seen
+    # everything before it on that topic (the forged one was dropped, not delayed).
+    probe.wait_for(lambda m: m.topic == offer, WAIT_S, "the engine's offer at the probe")
     assert [m.json()["code"] for m in probe.messages(probe.is_offer())] == ["FAKE-CODE-0002"]
 
 
