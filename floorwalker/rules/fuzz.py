@@ -51,6 +51,14 @@ import orjson
 from floorwalker.devices.decode import Decoder
 from floorwalker.devices.events import REJECTION_REASONS, Rejection
 from floorwalker.devices.registry import Registry, load_registry
+from floorwalker.devices.topics import (
+    ack_topic,
+    beacon_topic,
+    bell_topic,
+    deadletter_topic,
+    pos_topic,
+    status_topic,
+)
 from floorwalker.errors import ConfigError, RuleSetError
 from floorwalker.rules.loader import load_rules
 
@@ -227,27 +235,32 @@ def wire_seeds(registry: Registry, prefix: str = "fw") -> Wire:
     beacon = sorted(registry.beacons)[0]
     gateway = sorted(registry.gateways)[0]
     band = sorted(registry.staff)[0]
-    head = f"{prefix}/{store}"
     objects: dict[str, list[dict[str, Any]]] = {
-        f"{head}/beacon/{gateway}": [
+        beacon_topic(store, gateway, prefix=prefix): [
             {"ts": ts, "beacon": beacon, "rssi": -60, "shopper": "app-1"},
             {"ts": ts, "beacon": beacon, "rssi": -70, "band": band, "dwell_s": 3.5},
         ],
-        f"{head}/pos/{sorted(registry.terminals)[0]}": [
+        pos_topic(store, sorted(registry.terminals)[0], prefix=prefix): [
             {"id": "l-1", "ts": ts, "receipt": "r-1", "sku": "4001", "qty": 2, "price": 3.5},
             {"id": "l-2", "ts": ts, "receipt": "r-1", "coupon": "ABCD-EFGH", "shopper": "app-1"},
             {"id": "l-3", "ts": ts, "receipt": "r-1", "checkout": True, "total": 7.0},
         ],
-        f"{head}/band/{band}/ack": [{"id": "a-1", "ts": ts, "alert": "al-1", "action": "ack"}],
-        f"{head}/device/{gateway}/status": [{"ts": ts, "online": False, "battery": 0.5}],
+        ack_topic(store, band, prefix=prefix): [
+            {"id": "a-1", "ts": ts, "alert": "al-1", "action": "ack"}
+        ],
+        status_topic(store, gateway, prefix=prefix): [{"ts": ts, "online": False, "battery": 0.5}],
     }
     if registry.bells:
         bell = sorted(registry.bells)[0]
-        objects[f"{head}/bell/{bell}"] = [{"id": "p-1", "ts": ts, "reason": "help"}]
+        objects[bell_topic(store, bell, prefix=prefix)] = [
+            {"id": "p-1", "ts": ts, "reason": "help"}
+        ]
     payloads: dict[str, tuple[bytes, ...]] = {}
     for topic, objs in objects.items():
         batch = orjson.dumps(objs * 3)
         payloads[topic] = (*(orjson.dumps(o) for o in objs), batch)
+    # Topics no builder may make (that is the point): written out by hand.
+    head = f"{prefix}/{store}"
     odd = (
         f"{prefix}/other/beacon/{gateway}",
         f"{head}/beacon/nope",
@@ -255,7 +268,7 @@ def wire_seeds(registry: Registry, prefix: str = "fw") -> Wire:
         f"{prefix}/{'s' * 129}/bell/x",
         f"{head}/beacon/+",
         f"{head}/#",
-        f"{head}/deadletter",
+        deadletter_topic(store, prefix=prefix),
         f"{head}/beacon",
         "",
         "fw",
