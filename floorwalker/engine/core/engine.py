@@ -91,6 +91,8 @@ class Engine:
             on_decision=on_decision,
         )
         self.clock = float("-inf")
+        self._max_future = self.settings.max_future_s
+        self._max_late = self.settings.max_late_s
         self._future_limit = float("inf")
         self._late_limit = float("-inf")
         self._wakes: list[tuple[float, int, int]] = []
@@ -143,15 +145,17 @@ class Engine:
         """Move the clock to ``now``: release held events and fire due timers, in time order."""
         if now <= self.clock:
             return
-        self._set_clock(now)
+        self.clock = now
+        self._future_limit = now + self._max_future
+        self._late_limit = now - self._max_late
         wakes = self._wakes
         if wakes and wakes[0][0] <= now:
             self._run_due(now)
 
     def _set_clock(self, now: float) -> None:
         self.clock = now
-        self._future_limit = now + self.settings.max_future_s
-        self._late_limit = now - self.settings.max_late_s
+        self._future_limit = now + self._max_future
+        self._late_limit = now - self._max_late
 
     def _run_due(self, now: float) -> None:
         wakes, stores = self._wakes, self._by_position
@@ -177,7 +181,9 @@ class Engine:
         """Advance the clock to the event's ``ts``, then ingest it: one replay step."""
         ts = event.ts
         if ts > self.clock:
-            self._set_clock(ts)
+            self.clock = ts
+            self._future_limit = ts + self._max_future
+            self._late_limit = ts - self._max_late
             wakes = self._wakes
             if wakes and wakes[0][0] <= ts:
                 self._run_due(ts)

@@ -46,6 +46,7 @@ the engine owns timers and decides what the changes trigger.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -75,12 +76,12 @@ INTERVALS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15
 """Learnt intervals are rounded to one of these: a shared float per subject costs no memory."""
 
 
+_BOUNDS = tuple((low * high) ** 0.5 for low, high in itertools.pairwise(INTERVALS))
+
+
 def quantize(interval: float) -> float:
     """The level of :data:`INTERVALS` nearest to ``interval`` (on a log scale)."""
-    for low, high in itertools.pairwise(INTERVALS):
-        if interval < (low * high) ** 0.5:
-            return low
-    return INTERVALS[-1]
+    return INTERVALS[bisect.bisect_right(_BOUNDS, interval)]
 
 
 class Change(NamedTuple):
@@ -167,10 +168,13 @@ class PresenceTracker:
         cfg = self.settings
         return max(cfg.leave_after_s, cfg.gap_factor * self._interval(st, subject))
 
-    def _learn(self, st: Presence, gap: float) -> None:
+    @staticmethod
+    def _learn(st: Presence, gap: float) -> None:
+        old = st.interval
+        if old is not None and 0.8 * old <= gap <= 1.25 * old:
+            return  # on cadence: nothing to learn (the common case, kept cheap)
         # Repeats heard by two gateways (gap ~0) and long absences teach nothing.
         if 0.2 <= gap <= 2 * INTERVALS[-1]:
-            old = st.interval
             st.interval = quantize(gap if old is None else 0.6 * old + 0.4 * gap)
 
     def observe(
@@ -204,7 +208,12 @@ class PresenceTracker:
         st.seen = ts
         st.last_zone = zone
         current = st.zone
-        if current is not None and ts - st.last_seen >= self.leave_gap(st, subject):
+        away = ts - st.last_seen
+        if (
+            current is not None
+            and away >= cfg.leave_after_s
+            and away >= self.leave_gap(st, subject)
+        ):
             # Gone long enough to have left (no leave timer was needed to know).
             left = Change("leave", subject, current, st.last_seen)
             st.zone = st.cand = None
@@ -230,11 +239,17 @@ class PresenceTracker:
     ) -> tuple[Change, ...]:
         cfg = self.settings
         cand = st.cand
-        allowed = max(cfg.candidate_gap_s, cfg.gap_factor * self._interval(st, subject))
-        if cand is None or cand.zone != zone or ts - cand.last > allowed:
+        interval = self._interval(st, subject)
+        if (
+            cand is None
+            or cand.zone != zone
+            or ts - cand.last > max(cfg.candidate_gap_s, cfg.gap_factor * interval)
+        ):
             cand = st.cand = Candidate(zone, ts)
         cand.last = ts
-        cand.score += (2 if rssi >= cfg.strong_rssi else 1) * self._weight(st, subject)
+        nominal = cfg.nominal_interval_s
+        weight = 1.0 if interval <= nominal else min(2.0, interval / nominal)
+        cand.score += (2 if rssi >= cfg.strong_rssi else 1) * weight
         if cand.score < cfg.enter_score:
             return NO_CHANGES
         left, left_seen = st.zone, st.last_seen
