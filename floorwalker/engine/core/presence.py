@@ -28,8 +28,9 @@ sighting to the next. Presence therefore moves only on accumulated evidence:
   reporting interval is learnt from the gaps between its sightings (or stated
   for a band in the registry, ``report_every``), and the gaps above scale with
   it: evidence may be ``gap_factor`` intervals apart, a sighting of a slow
-  device is worth up to twice as much (``interval / nominal_interval_s``,
-  capped at 2), and the leave gap is at least ``gap_factor`` intervals. A band
+  device is worth ``interval / nominal_interval_s`` points, capped at 2 (in
+  place of the strength bonus, so no single report is a whole ``enter_score``),
+  and the leave gap is at least ``gap_factor`` intervals. A band
   reporting every 10 s from one zone is therefore placed there at its second
   report, and is not thought gone between two reports.
 
@@ -174,8 +175,19 @@ class PresenceTracker:
         if old is not None and 0.8 * old <= gap <= 1.25 * old:
             return  # on cadence: nothing to learn (the common case, kept cheap)
         # Repeats heard by two gateways (gap ~0) and long absences teach nothing.
-        if 0.2 <= gap <= 2 * INTERVALS[-1]:
-            st.interval = quantize(gap if old is None else 0.6 * old + 0.4 * gap)
+        if not 0.2 <= gap <= 2 * INTERVALS[-1]:
+            return
+        if old is None:
+            st.interval = quantize(gap)
+            return
+        new = quantize(0.6 * old + 0.4 * gap)
+        if new == old:
+            # The average moved less than a level: still step one level towards the gap,
+            # or one lost report would leave a phone at 1.5 s for good.
+            k = INTERVALS.index(old)
+            new = INTERVALS[k + 1] if gap > old and k + 1 < len(INTERVALS) else new
+            new = INTERVALS[k - 1] if gap < old and k > 0 else new
+        st.interval = new
 
     def observe(
         self, subject: str, zone: str, ts: float, rssi: int, beacon: str
@@ -248,8 +260,12 @@ class PresenceTracker:
             cand = st.cand = Candidate(zone, ts)
         cand.last = ts
         nominal = cfg.nominal_interval_s
-        weight = 1.0 if interval <= nominal else min(2.0, interval / nominal)
-        cand.score += (2 if rssi >= cfg.strong_rssi else 1) * weight
+        if interval <= nominal:
+            cand.score += 2 if rssi >= cfg.strong_rssi else 1
+        else:
+            # A seldom reporter's sighting is worth more, but never a whole enter_score:
+            # one report alone moves nobody (its cadence replaces the strength bonus).
+            cand.score += min(2.0, interval / nominal)
         if cand.score < cfg.enter_score:
             return NO_CHANGES
         left, left_seen = st.zone, st.last_seen
