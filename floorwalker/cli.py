@@ -511,7 +511,8 @@ def _replay(
     from floorwalker.devices.registry import load_registries
     from floorwalker.engine.core.profiles import ProfileBook
     from floorwalker.engine.runners.replay import Capture, Replay, write_jsonl
-    from floorwalker.engine.runners.summary import format_summary
+    from floorwalker.engine.runners.summary import format_summary, response_targets
+    from floorwalker.engine.runners.summary import summary_json as summary_json_of
     from floorwalker.rules.loader import load_rules_for
 
     pieces = pieces or _Pieces()
@@ -551,9 +552,11 @@ def _replay(
     if pieces.save_state is not None:
         _save(replay, pieces, stop, capture_path)
     stats = replay.engine.stats
-    sys.stderr.write(format_summary(stats))
+    targets = response_targets(ruleset)
+    sys.stderr.write(format_summary(stats, targets))
     if summary_json is not None:
-        summary_json.write_bytes(orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2))
+        doc = summary_json_of(stats, targets)
+        summary_json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return 0
 
 

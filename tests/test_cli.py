@@ -104,6 +104,10 @@ def test_replay_dead_letters_bad_input_and_keeps_going(tmp_path: Path) -> None:
     summary = orjson.loads((tmp_path / "s.json").read_bytes())
     assert sum(summary["invalid"].values()) == 4
     assert summary["events_in"]["Sighting"] > 1000
+    assert "pages" in summary
+    for row in summary["rules"].values():
+        if "staff" in row:
+            assert {"answered", "unanswered", "response_target_s"} <= set(row["staff"])
 
 
 def test_replay_reports_a_broken_rule_directory(tmp_path: Path) -> None:

@@ -75,6 +75,25 @@ class TailLine:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class RuleResponse:
+    """One alert rule's staff response, against its ``response_target``."""
+
+    rule: str
+    answered: int = 0
+    p50_s: float | None = None
+    p90_s: float | None = None
+    mean_s: float | None = None
+    target_s: float | None = None
+    within: int = 0
+    """Answers within the target."""
+    unanswered: int = 0
+
+    @property
+    def within_share(self) -> float | None:
+        return self.within / self.answered if self.answered and self.target_s else None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one dashboard frame shows; plain data, easy to fake in tests."""
@@ -103,9 +122,14 @@ class Snapshot:
     timer_p50_s: float | None = None
     timer_p99_s: float | None = None
     alerts_open: int = 0
+    alerts_by_state: Mapping[str, int] = field(default_factory=dict)
+    """Alerts the engine holds by state (open, acknowledged, unanswered, done)."""
     responses: int = 0
     """Alerts acknowledged by staff, as the engine recorded them."""
     response_mean_s: float | None = None
+    response_by_rule: Sequence[RuleResponse] = ()
+    pages: Mapping[str, int] = field(default_factory=dict)
+    """band -> pages sent to it."""
     staff: StaffCounts | None = None
     deadletters: Mapping[str, int] = field(default_factory=dict)
     tail: Sequence[TailLine] = ()
@@ -131,6 +155,15 @@ class Snapshot:
 
     def total(self, kind: str) -> int:
         return sum(n for (_, k), n in self.actions.items() if k == kind)
+
+    def alerts_in(self, state: str) -> int:
+        """Alerts in ``state``; ``open`` falls back to the older open-alerts gauge."""
+        if state == "open" and state not in self.alerts_by_state:
+            return self.alerts_open
+        return self.alerts_by_state.get(state, 0)
+
+    def busiest_bands(self, n: int = TOP_REASONS) -> list[tuple[str, int]]:
+        return sorted(self.pages.items(), key=lambda x: (-x[1], x[0]))[:n]
 
     def top_reasons(self, n: int = TOP_REASONS) -> list[tuple[str, int]]:
         by_reason: Counter[str] = Counter()
@@ -181,6 +214,40 @@ class MetricsReading:
     response_sum_s: float = 0.0
     alerts_open: int = 0
     active_shoppers: int = 0
+    alerts_by_state: Mapping[str, int] = field(default_factory=dict)
+    response_buckets: Mapping[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
+    """rule -> cumulative buckets of its staff response time."""
+    response_count: Mapping[str, int] = field(default_factory=dict)
+    response_sum: Mapping[str, float] = field(default_factory=dict)
+    response_target: Mapping[str, float] = field(default_factory=dict)
+    within_target: Mapping[str, int] = field(default_factory=dict)
+    unanswered: Mapping[str, int] = field(default_factory=dict)
+    pages: Mapping[str, int] = field(default_factory=dict)
+
+    def by_rule(self) -> list[RuleResponse]:
+        """Every rule that paged, answered or went unanswered, by name."""
+        names = (
+            set(self.response_count)
+            | set(self.response_target)
+            | {r for r, n in self.unanswered.items() if n}
+        )
+        out = []
+        for rule in sorted(names):
+            n = self.response_count.get(rule, 0)
+            buckets = self.response_buckets.get(rule, ())
+            out.append(
+                RuleResponse(
+                    rule=rule,
+                    answered=n,
+                    p50_s=histogram_quantile(0.5, buckets) if n else None,
+                    p90_s=histogram_quantile(0.9, buckets) if n else None,
+                    mean_s=self.response_sum.get(rule, 0.0) / n if n else None,
+                    target_s=self.response_target.get(rule),
+                    within=self.within_target.get(rule, 0),
+                    unanswered=self.unanswered.get(rule, 0),
+                )
+            )
+        return out
 
 
 def read_registry(registry: CollectorRegistry) -> MetricsReading:
@@ -209,6 +276,15 @@ def read_registry(registry: CollectorRegistry) -> MetricsReading:
         ]
         return sorted(found)
 
+    def per_rule_buckets(name: str) -> dict[str, list[tuple[float, float]]]:
+        out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for labels, value in samples.get(name, ()):
+            out[labels["rule"]].append((float(labels["le"]), value))
+        return {rule: sorted(rows) for rule, rows in out.items()}
+
+    def floats(name: str, key: str) -> dict[str, float]:
+        return {labels[key]: value for labels, value in samples.get(name, ())}
+
     return MetricsReading(
         events_in=int(total("floorwalker_events_in_total")),
         actions=by("floorwalker_actions_total", "rule", "type"),
@@ -222,6 +298,14 @@ def read_registry(registry: CollectorRegistry) -> MetricsReading:
         response_sum_s=total("floorwalker_staff_response_seconds_sum"),
         alerts_open=int(total("floorwalker_alerts_open")),
         active_shoppers=int(total("floorwalker_active_shoppers")),
+        alerts_by_state=by("floorwalker_alerts", "state"),
+        response_buckets=per_rule_buckets("floorwalker_staff_response_seconds_bucket"),
+        response_count=by("floorwalker_staff_response_seconds_count", "rule"),
+        response_sum=floats("floorwalker_staff_response_seconds_sum", "rule"),
+        response_target=floats("floorwalker_staff_response_target_seconds", "rule"),
+        within_target=by("floorwalker_staff_responses_within_target_total", "rule"),
+        unanswered=by("floorwalker_alerts_unanswered_total", "rule"),
+        pages=by("floorwalker_alert_pages_total", "band"),
     )
 
 
@@ -280,8 +364,11 @@ class MetricsReader:
             timer_p50_s=histogram_quantile(0.5, m.timers),
             timer_p99_s=histogram_quantile(0.99, m.timers),
             alerts_open=m.alerts_open,
+            alerts_by_state=m.alerts_by_state,
             responses=m.responses,
             response_mean_s=m.response_sum_s / m.responses if m.responses else None,
+            response_by_rule=m.by_rule(),
+            pages=m.pages,
             staff=staff,
             deadletters=m.deadletters,
             tail=tail,
@@ -395,7 +482,31 @@ def _staff_line(s: Snapshot) -> str:
     mean = f", mean {s.response_mean_s:.1f} s" if s.response_mean_s is not None else ""
     parts.append(f"response n={s.responses}{mean}")
     parts.append(f"escalations {s.escalations}")
+    parts.append(_alert_states(s))
     return "; ".join(parts)
+
+
+def _alert_states(s: Snapshot) -> str:
+    return (
+        f"alerts open {s.alerts_in('open')}, acknowledged {s.alerts_in('acknowledged')}, "
+        f"unanswered {s.alerts_in('unanswered')}"
+    )
+
+
+def _response_text(r: RuleResponse) -> str:
+    """``p50 12.0 s p90 40.0 s / target 120 s, 90% within`` (what is known of it)."""
+    if r.answered:
+        text = f"p50 {fmt_seconds(r.p50_s)} p90 {fmt_seconds(r.p90_s)}"
+    else:
+        text = "none answered"
+    if r.target_s is not None:
+        text += f" / target {r.target_s:g} s"
+        share = r.within_share
+        if share is not None:
+            text += f", {share:.0%} within"
+    if r.unanswered:
+        text += f", {r.unanswered} unanswered"
+    return text
 
 
 def render_plain(s: Snapshot, *, tail: int = 3) -> str:
@@ -420,8 +531,13 @@ def render_plain(s: Snapshot, *, tail: int = 3) -> str:
         f"  actions by rule: {'; '.join(acts) or 'none yet'}",
         f"  suppressed by reason: {_pairs(s.top_reasons())}",
         f"  staff: {_staff_line(s)}",
-        f"  dead letters: {_pairs(sorted(s.deadletters.items()))}",
     ]
+    if s.response_by_rule:
+        per_rule = "; ".join(f"{r.rule} {_response_text(r)}" for r in s.response_by_rule)
+        lines.append(f"  response vs target: {per_rule}")
+    if s.pages:
+        lines.append(f"  pages per band: {_pairs(s.busiest_bands())}")
+    lines.append(f"  dead letters: {_pairs(sorted(s.deadletters.items()))}")
     for line in list(s.tail)[-tail:] if tail else ():
         lines.append(f"  > {line.topic} {line.rule}: {line.text}")
     lines.extend(f"  ! {note}" for note in s.notes)
@@ -495,15 +611,31 @@ def _side_table(s: Snapshot) -> Group:
     rows += [
         ("response time", f"n={s.responses}  mean {mean}"),
         ("escalations", str(s.escalations)),
-        ("alerts open", str(s.alerts_open)),
+        (
+            "alerts open / acked / unanswered",
+            f"{s.alerts_in('open')} / {s.alerts_in('acknowledged')} / {s.alerts_in('unanswered')}",
+        ),
     ]
-    return Group(
+    parts: list[RenderableType] = [
         Text("Decision latency, since start", style="bold"),
         latency,
         Text(""),
         Text("Staff", style="bold"),
         _kv(rows),
-    )
+    ]
+    if s.response_by_rule:
+        parts += [
+            Text(""),
+            Text("Response vs target, by rule", style="bold"),
+            _kv([(r.rule, _response_text(r)) for r in s.response_by_rule]),
+        ]
+    if s.pages:
+        parts += [
+            Text(""),
+            Text("Pages per band", style="bold"),
+            _kv([(band, str(n)) for band, n in s.busiest_bands()]),
+        ]
+    return Group(*parts)
 
 
 def _tail_table(s: Snapshot, tail: int) -> Table:
@@ -691,6 +823,8 @@ class LiveDashboard:
             min(len(snap.deadletters), TOP_REASONS),
             len(snap.notes),
             snap.staff is None,
+            len(snap.response_by_rule),
+            min(len(snap.pages), TOP_REASONS),
             min(len(snap.tail), TAIL_SIZE),
         )
         if shape != self._shape:

@@ -218,6 +218,8 @@ class TrafficSettings:
     """Share of shoppers with a profile (the rest are first-time, anonymous app users)."""
     report_every_s: float = 1.0
     staff_report_every_s: float = 2.0
+    staff_report_every: Mapping[str, float] = field(default_factory=dict)
+    """Per-band report interval (s), overriding ``staff_report_every_s`` for those bands."""
     miss_share: float = 0.03
     """Reports lost on the way (radio, gateway batching)."""
     rssi_sigma_db: float = 4.0
@@ -235,6 +237,9 @@ class TrafficSettings:
     bell_share: float = 0.04
     """Chance that a stay (of at least 8 s) in a zone with a bell includes a press."""
     repeat_press_share: float = 0.3
+    bell_round_s: float = 0.0
+    """Besides the shoppers' presses: every ``bell_round_s`` the next bell of the store
+    (bells in zone order, in turn) is pressed once, by nobody known; 0 = off."""
     staff: bool = True
     status: bool = True
     """Every band and gateway reports its status at the start."""
@@ -244,6 +249,10 @@ class TrafficSettings:
             raise ValueError("shoppers must be >= 0 and minutes > 0")
         if self.report_every_s <= 0 or self.staff_report_every_s <= 0:
             raise ValueError("report intervals must be positive")
+        if any(v <= 0 for v in self.staff_report_every.values()):
+            raise ValueError("report intervals must be positive")
+        if self.bell_round_s < 0:
+            raise ValueError("bell_round_s must be >= 0")
 
 
 # --------------------------------------------------------------------------- traffic
@@ -642,6 +651,8 @@ class _StoreGenerator:
             end = max(end, self._shopper(token, float(arrivals[i])))
         if cfg.status:
             self._status(cfg.start)
+        if cfg.bell_round_s > 0:
+            self._bell_round(cfg.start, end)
         if cfg.staff:
             for band in sorted(self.layout.registry.staff):
                 self._staff(band, cfg.start, end)
@@ -738,6 +749,31 @@ class _StoreGenerator:
                 )
             )
             at += float(rng.uniform(15.0, 50.0))
+
+    def _bell_round(self, start: float, end: float) -> None:
+        """Press the store's bells in turn (zone order), one every ``bell_round_s``."""
+        fl = self.floor
+        bells = [b for zone in range(len(fl.zones)) for b in fl.bells[zone]]
+        if not bells:
+            return
+        at, k = start + self.cfg.bell_round_s, 0
+        while at < end:
+            bell = bells[k % len(bells)]
+            pid = f"{bell}-r{self._next_id():06d}"
+            self.others.append(
+                BellPress(
+                    self.store,
+                    bell,
+                    pid,
+                    _ms(at),
+                    fl.registry.bells[bell],
+                    None,
+                    None,
+                    f"bell/{bell}/{pid}",
+                )
+            )
+            at += self.cfg.bell_round_s
+            k += 1
 
     def _basket(self, browsed: Iterable[int]) -> list[tuple[str, str, float, float]]:
         """(category, sku, qty, price) lines for what the shopper picked up."""
@@ -848,7 +884,12 @@ class _StoreGenerator:
         dur = np.array(st.dur, dtype=np.float64)
         staff = np.array(st.staff, dtype=np.bool_)
         subject = np.array(st.subject, dtype=np.int64)
-        every = np.where(staff, cfg.staff_report_every_s, cfg.report_every_s)
+        by_band = cfg.staff_report_every
+        band_every = np.array(
+            [by_band.get(name, cfg.staff_report_every_s) for name in self.subjects] or [1.0],
+            dtype=np.float64,
+        )
+        every = np.where(staff, band_every[subject], cfg.report_every_s)
         n_per = np.maximum(1, np.floor(dur / every)).astype(np.int64)
         total = int(n_per.sum())
         stay = np.repeat(np.arange(len(zone), dtype=np.int64), n_per)

@@ -31,13 +31,18 @@ threshold, still believed when its timer fired), ``duplicate`` (a second
 firing within a true dwell already matched: the dwell restarted after a flap)
 and ``phantom`` (the shopper was not in that zone then: noise).
 
-**Staff routing.** The shipped rule catalog with the generated profiles on the
-same traffic. For every alert the catalog routes to the nearest (or next
-nearest) band, where was that band *truly* at the alert's moment: in the
-alert's zone, in an adjacent zone, or elsewhere (with the hops)? And was it
-the truly nearest band of the store (fewest hops; ties count as nearest)?
+**Staff routing.** The shipped rule catalog with the generated profiles, on
+traffic where every band reports every ``band_every`` seconds (1, 2, 5, 10 by
+default) at sigma 4 and 6 dB, and the store's bells are also pressed in turn
+(one every ``bell_round_s``). For every alert the catalog routes to the
+nearest (or next nearest) band, where was that band *truly* at the alert's
+moment: in the alert's zone, in an adjacent zone, or elsewhere (with the
+hops)? And was it the truly nearest band of the store? Step-1 alerts are
+scored as hits (a band truly in or next to the zone) or misses broken down
+by cause (:data:`MISSES`, see :func:`score_routing`).
 
-Targets (at sigma = 6 dB): dwell precision >= 0.98 and recall >= 0.95.
+Targets: dwell precision >= 0.98 and recall >= 0.95 (at 6 dB); fire-time
+error p95 < 1 s with those (at 6 and 8 dB); routing hit rate >= 95 %.
 
 ``--sweep`` also reruns sigma = 6 dB with one presence parameter changed at a
 time from the defaults (:class:`~floorwalker.engine.core.presence.PresenceSettings`),
@@ -49,7 +54,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -90,6 +95,9 @@ CATALOG = Path(__file__).resolve().parents[2] / "rules" / "catalog"
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.95
 TARGET_SIGMA = 6.0
+TARGET_FIRE_P95_S = 1.0
+TARGET_FIRE_SIGMAS = (6.0, 8.0)
+TARGET_HIT_RATE = 0.95
 
 ZONE_TAG_PREFIX = "at-"
 
@@ -118,11 +126,18 @@ class AccuracySettings:
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
     """Walk parameters (report interval, losses, neighbour share, dwell means)."""
     routing: bool = True
+    band_every: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
+    """Staff band report intervals (s) of the routing runs, one run each (all bands)."""
+    routing_sigmas: tuple[float, ...] = (4.0, 6.0)
+    bell_round_s: float = 15.0
+    """Routing runs: besides the shoppers' presses, the next bell is pressed every so often."""
     sweep: bool = False
 
     def __post_init__(self) -> None:
         if not self.sigmas or not self.thresholds:
             raise ValueError("need at least one sigma and one threshold")
+        if self.routing and (not self.band_every or not self.routing_sigmas):
+            raise ValueError("routing needs at least one band interval and one sigma")
         if self.shoppers < 1 or self.minutes <= 0 or self.tolerance_s < 0:
             raise ValueError("shoppers >= 1, minutes > 0 and tolerance >= 0")
 
@@ -295,33 +310,50 @@ def _nearest_step(rule: Rule, step: int) -> bool:
     return bool(targets) and isinstance(targets[0], Nearest | NextNearest)
 
 
+MISSES = ("no_band", "mislocated", "chosen_mislocated", "busy_or_capped", "other")
+"""Why a step-1 alert missed a band truly in or next to its zone (see :func:`score_routing`)."""
+
+
 def score_routing(sim: Simulation, catalog: Path, presence: PresenceSettings) -> dict[str, Any]:
-    """Where were the alerted bands truly, at the alert's moment?"""
+    """Where were the alerted bands truly, at the alert's moment, and why a miss?
+
+    Every alert routed to the nearest (or next nearest) band is placed by the
+    bands' ground truth (in zone / adjacent / elsewhere). Step-1 alerts are
+    also scored against the target: a **hit** is an alert that went to a band
+    truly in or next to its zone. When no band truly was there, it is
+    ``no_band`` (not counted against the hit rate). Otherwise a miss is,
+    checked in this order, with the engine's state at the alert's moment:
+
+    * ``busy_or_capped``: a band truly there that the engine placed in or next
+      to the zone was busy (on an acknowledged alert), capped by the rule's
+      ``band_every``, offline, or had declined;
+    * ``mislocated``: every band truly there was placed by the engine
+      elsewhere (or nowhere: not yet or no longer located);
+    * ``chosen_mislocated``: a band truly there was placed right, but the band
+      chosen was believed nearer than it truly was;
+    * ``other``: anything else (load sharing cannot cause it: equals tie).
+    """
     regs = sim.registries
     ruleset = load_rules_for(catalog, regs)
     rules = ruleset.by_id()
     book = ProfileBook({p.shopper: p for p in sim.profiles})
-    engine = Engine(ruleset, regs, profiles=book, settings=EngineSettings(presence=presence))
-    alerts: list[Alert] = []
-    for ev in sim.events():
-        engine.feed(ev)
-        for action in engine.drain():
-            if isinstance(action, Alert):
-                alerts.append(action)
-    engine.flush()
-    alerts.extend(a for a in engine.drain() if isinstance(a, Alert))
+    settings = EngineSettings(presence=presence)
+    engine = Engine(ruleset, regs, profiles=book, settings=settings)
     staff: dict[tuple[str, str], Truth] = {(t.store, t.subject): t for t in sim.truth if t.staff}
     bands_of: dict[str, list[Truth]] = {}
     for (store, _), t in staff.items():
         bands_of.setdefault(store, []).append(t)
     counts = {"alerts": 0, "in_zone": 0, "adjacent": 0, "elsewhere": 0, "unplaced": 0}
+    first = {"step1": 0, "scored": 0, "hit": 0, **dict.fromkeys(MISSES, 0)}
     nearest_ok = 0
     hops_all: list[int] = []
     by_rule: dict[str, dict[str, int]] = {}
-    for a in alerts:
+
+    def judge(a: Alert) -> None:
+        nonlocal nearest_ok
         rule = rules.get(a.rule)
         if rule is None or not _nearest_step(rule, a.step):
-            continue
+            return
         reg = regs[a.store]
         truth = staff.get((a.store, a.band))
         where = truth.zone_at(a.ts) if truth is not None else None
@@ -347,7 +379,21 @@ def score_routing(sim: Simulation, catalog: Path, presence: PresenceSettings) ->
             nearest_ok += hops <= best
         counts[kind] += 1
         row[kind] += 1
+        if a.step == 1:
+            first[_miss_kind(engine, rule, a, kind, bands_of.get(a.store, []), settings)] += 1
+            first["step1"] += 1
+
+    for ev in sim.events():
+        engine.feed(ev)
+        for action in engine.drain():
+            if isinstance(action, Alert):
+                judge(action)
+    engine.flush()
+    for action in engine.drain():
+        if isinstance(action, Alert):
+            judge(action)
     n = max(1, counts["alerts"])
+    first["scored"] = first["step1"] - first["no_band"]
     return {
         **counts,
         "in_zone_or_adjacent_share": round((counts["in_zone"] + counts["adjacent"]) / n, 4),
@@ -355,20 +401,66 @@ def score_routing(sim: Simulation, catalog: Path, presence: PresenceSettings) ->
         "truly_nearest_share": round(nearest_ok / n, 4),
         "mean_true_hops": round(float(np.mean(hops_all)), 3) if hops_all else None,
         "by_rule": by_rule,
+        "first_step": {
+            **first,
+            "hit_rate": round(first["hit"] / first["scored"], 4) if first["scored"] else None,
+        },
     }
+
+
+def _miss_kind(
+    engine: Engine,
+    rule: Rule,
+    a: Alert,
+    kind: str,
+    bands: Sequence[Truth],
+    settings: EngineSettings,
+) -> str:
+    """``hit`` or one of :data:`MISSES` for a step-1 alert (engine state at ``a.ts``)."""
+    reg = engine.stores[a.store].state.registry
+    there = [
+        t.subject for t in bands if (z := t.zone_at(a.ts)) is not None and reg.hops(z, a.zone) <= 1
+    ]
+    if not there:
+        return "no_band"
+    if kind in ("in_zone", "adjacent"):
+        return "hit"
+    st = engine.stores[a.store].state
+    roster, book = st.staff, st.alerts
+    placed_ok = [
+        b for b in there if (z := roster.zone_of(b, a.ts)) is not None and reg.hops(z, a.zone) <= 1
+    ]
+    if not placed_ok:
+        return "mislocated"
+    spec = next((x for x in rule.actions if isinstance(x, AlertSpec)), None)
+    every = spec.band_every_s if spec is not None else None
+    busy = book.busy_bands(a.ts, settings.busy_timeout_s)
+    unavailable = busy | roster.offline
+    if every:
+        unavailable |= {
+            b for (r, b), at in book.last_paged.items() if r == a.rule and a.ts - at < every
+        }
+    if all(b in unavailable for b in placed_ok):
+        return "busy_or_capped"
+    chosen = roster.zone_of(a.band, a.ts)
+    if chosen is not None and reg.hops(chosen, a.zone) <= 1:
+        return "chosen_mislocated"
+    return "other"
 
 
 # --------------------------------------------------------------------------- runs
 
 
-def _simulation(cfg: AccuracySettings, sigma: float) -> Simulation:
+def _simulation(
+    cfg: AccuracySettings, sigma: float, traffic: TrafficSettings | None = None
+) -> Simulation:
     layout = load_layout(cfg.registry)
     settings = SimulationSettings(
         shoppers=cfg.shoppers,
         minutes=cfg.minutes,
         seed=cfg.seed,
         sigma_db=sigma,
-        traffic=cfg.traffic,
+        traffic=traffic or cfg.traffic,
     )
     return simulate(layout, settings)
 
@@ -380,6 +472,68 @@ def _dwell_run(
     out = score_dwell(sim.truth, fires.by_key, cfg.thresholds, cfg.tolerance_s)
     out["replay_s"] = round(seconds, 2)
     return out
+
+
+def _routing_runs(cfg: AccuracySettings, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """One routing run per band report interval and sigma (bells pressed in turn)."""
+    routing: list[dict[str, Any]] = []
+    for every in cfg.band_every:
+        for sigma in cfg.routing_sigmas:
+            traffic = replace(
+                cfg.traffic, staff_report_every_s=every, bell_round_s=cfg.bell_round_s
+            )
+            rsim = _simulation(cfg, sigma, traffic)
+            say(f"routing: bands every {every:g} s, sigma {sigma:g} dB ...")
+            g = score_routing(rsim, cfg.catalog, cfg.presence)
+            routing.append({"band_every_s": every, "sigma_db": sigma, **g})
+    return routing
+
+
+def _targets(
+    runs: Sequence[Mapping[str, Any]], routing: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    fire = []
+    for run in runs:
+        if run["sigma_db"] in TARGET_FIRE_SIGMAS:
+            d = run["dwell"]
+            p95 = d["fire_error_s"]["p95"]
+            fire.append(
+                {
+                    "sigma_db": run["sigma_db"],
+                    "p95_s": p95,
+                    "precision": d["precision"],
+                    "recall": d["recall"],
+                    "met": p95 is not None
+                    and p95 < TARGET_FIRE_P95_S
+                    and d["precision"] >= TARGET_PRECISION
+                    and d["recall"] >= TARGET_RECALL,
+                }
+            )
+    at_target = next((r for r in runs if r["sigma_db"] == TARGET_SIGMA), None)
+    targets: dict[str, Any] = {}
+    if at_target is not None:
+        p, r = at_target["dwell"]["precision"], at_target["dwell"]["recall"]
+        targets = {
+            "sigma_db": TARGET_SIGMA,
+            "precision": {"target": TARGET_PRECISION, "value": p, "met": p >= TARGET_PRECISION},
+            "recall": {"target": TARGET_RECALL, "value": r, "met": r >= TARGET_RECALL},
+        }
+    if fire:
+        targets["fire_time"] = {"p95_below_s": TARGET_FIRE_P95_S, "runs": fire}
+    if routing:
+        targets["routing"] = {
+            "hit_rate": TARGET_HIT_RATE,
+            "runs": [
+                {
+                    "band_every_s": g["band_every_s"],
+                    "sigma_db": g["sigma_db"],
+                    "hit_rate": (h := g["first_step"]["hit_rate"]),
+                    "met": h is not None and h >= TARGET_HIT_RATE,
+                }
+                for g in routing
+            ],
+        }
+    return targets
 
 
 def run_accuracy_bench(cfg: AccuracySettings, log: TextIO | None = None) -> dict[str, Any]:
@@ -398,11 +552,10 @@ def run_accuracy_bench(cfg: AccuracySettings, log: TextIO | None = None) -> dict
         say(f"sigma {sigma:g} dB: {len(sim.traffic):,} events, {shoppers} shoppers ...")
         row: dict[str, Any] = {"sigma_db": sigma, "events": len(sim.traffic)}
         row["dwell"] = _dwell_run(cfg, sim, cfg.presence)
-        if cfg.routing:
-            row["routing"] = score_routing(sim, cfg.catalog, cfg.presence)
         runs.append(row)
         if sigma == TARGET_SIGMA:
             target_sim = sim
+    routing = _routing_runs(cfg, say) if cfg.routing else []
     sweep: list[dict[str, Any]] = []
     if cfg.sweep:
         sim = target_sim or _simulation(cfg, TARGET_SIGMA)
@@ -423,19 +576,12 @@ def run_accuracy_bench(cfg: AccuracySettings, log: TextIO | None = None) -> dict
                         "fire_error_s": d["fire_error_s"],
                     }
                 )
-    at_target = next((r for r in runs if r["sigma_db"] == TARGET_SIGMA), None)
-    targets: dict[str, Any] = {}
-    if at_target is not None:
-        p, r = at_target["dwell"]["precision"], at_target["dwell"]["recall"]
-        targets = {
-            "sigma_db": TARGET_SIGMA,
-            "precision": {"target": TARGET_PRECISION, "value": p, "met": p >= TARGET_PRECISION},
-            "recall": {"target": TARGET_RECALL, "value": r, "met": r >= TARGET_RECALL},
-        }
+    targets = _targets(runs, routing)
     return {
         "bench": "accuracy",
         "settings": _settings_json(cfg),
         "runs": runs,
+        "routing": routing,
         "sweep": sweep,
         "targets": targets,
         "seconds": round(time.perf_counter() - started, 1),
@@ -465,11 +611,50 @@ def _f(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def _routing_lines(routing: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    lines.append("")
+    lines.append(
+        "staff routing, step-1 alerts: hit = to a band truly in or next to the zone "
+        f"(target >= {TARGET_HIT_RATE:.0%} of alerts where such a band existed)"
+    )
+    lines.append(
+        f"{'band every':>10} {'sigma':>6} {'step 1':>7} {'no band':>8} {'scored':>7} "
+        f"{'hit rate':>8} {'mislocated':>10} {'chosen mis':>10} {'busy/cap':>8} "
+        f"{'other':>6} {'target':>7}"
+    )
+    for g in routing:
+        f = g["first_step"]
+        hr = f["hit_rate"]
+        met = "met" if hr is not None and hr >= TARGET_HIT_RATE else "NOT met"
+        lines.append(
+            f"{g['band_every_s']:>9g}s {g['sigma_db']:>6g} {f['step1']:>7} "
+            f"{f['no_band']:>8} {f['scored']:>7} {_f(hr, 4):>8} {f['mislocated']:>10} "
+            f"{f['chosen_mislocated']:>10} {f['busy_or_capped']:>8} {f['other']:>6} "
+            f"{met:>7}"
+        )
+    lines.append("")
+    lines.append("staff routing, all nearest-routed alerts: where the band truly was")
+    lines.append(
+        f"{'band every':>10} {'sigma':>6} {'alerts':>7} {'in zone':>8} {'adjacent':>8} "
+        f"{'elsewhere':>9} {'in/adj':>7} {'nearest':>8} {'hops':>5}"
+    )
+    for g in routing:
+        lines.append(
+            f"{g['band_every_s']:>9g}s {g['sigma_db']:>6g} {g['alerts']:>7} "
+            f"{g['in_zone']:>8} {g['adjacent']:>8} {g['elsewhere']:>9} "
+            f"{g['in_zone_or_adjacent_share']:>7.3f} {g['truly_nearest_share']:>8.3f} "
+            f"{_f(g['mean_true_hops'], 2):>5}"
+        )
+    return lines
+
+
 def format_report(r: Mapping[str, Any]) -> str:
     lines = ["dwell triggers (all thresholds)"]
     head = (
         f"{'sigma':>6} {'fires':>7} {'true':>7} {'precision':>9} {'recall':>7} "
-        f"{'short':>6} {'dup':>5} {'phantom':>7} {'err mean':>8} {'p50':>6} {'p95':>6}"
+        f"{'short':>6} {'dup':>5} {'phantom':>7} {'err mean':>8} {'p50':>6} {'p95':>6} "
+        f"{'max':>6}"
     )
     lines.append(head)
     for run in r["runs"]:
@@ -478,7 +663,8 @@ def format_report(r: Mapping[str, Any]) -> str:
         lines.append(
             f"{run['sigma_db']:>6g} {d['fires']:>7} {d['true']:>7} {d['precision']:>9.4f} "
             f"{d['recall']:>7.4f} {d['short']:>6} {d['duplicate']:>5} {d['phantom']:>7} "
-            f"{_f(e['mean'], 2):>8} {_f(e['p50'], 2):>6} {_f(e['p95'], 2):>6}"
+            f"{_f(e['mean'], 2):>8} {_f(e['p50'], 2):>6} {_f(e['p95'], 2):>6} "
+            f"{_f(e['max'], 2):>6}"
         )
     lines.append("")
     lines.append("dwell triggers by threshold")
@@ -489,44 +675,41 @@ def format_report(r: Mapping[str, Any]) -> str:
                 f"{run['sigma_db']:>6g} {row['threshold_s']:>6g} {row['precision']:>9.4f} "
                 f"{row['recall']:>7.4f} {row['short']:>6}"
             )
-    if any("routing" in run for run in r["runs"]):
-        lines.append("")
-        lines.append("staff routing (alerts to the nearest / next nearest band)")
-        lines.append(
-            f"{'sigma':>6} {'alerts':>7} {'in zone':>8} {'adjacent':>8} {'elsewhere':>9} "
-            f"{'in/adj':>7} {'nearest':>8} {'hops':>5}"
-        )
-        for run in r["runs"]:
-            g = run.get("routing")
-            if g is None:
-                continue
-            lines.append(
-                f"{run['sigma_db']:>6g} {g['alerts']:>7} {g['in_zone']:>8} {g['adjacent']:>8} "
-                f"{g['elsewhere']:>9} {g['in_zone_or_adjacent_share']:>7.3f} "
-                f"{g['truly_nearest_share']:>8.3f} {_f(g['mean_true_hops'], 2):>5}"
-            )
+    if r.get("routing"):
+        lines.extend(_routing_lines(r["routing"]))
     if r.get("sweep"):
         lines.append("")
         lines.append(f"presence sweep at sigma {TARGET_SIGMA:g} dB (one parameter at a time)")
         lines.append(
             f"{'parameter':>16} {'value':>7} {'precision':>9} {'recall':>7} {'short':>6} "
-            f"{'dup':>5} {'phantom':>7} {'err p95':>7}"
+            f"{'dup':>5} {'phantom':>7} {'err p50':>7} {'err p95':>7} {'err max':>7}"
         )
         for s in r["sweep"]:
             lines.append(
                 f"{s['parameter']:>16} {s['value']:>7g} {s['precision']:>9.4f} "
                 f"{s['recall']:>7.4f} {s['short']:>6} {s['duplicate']:>5} {s['phantom']:>7} "
-                f"{_f(s['fire_error_s']['p95'], 2):>7}"
+                f"{_f(s['fire_error_s']['p50'], 2):>7} {_f(s['fire_error_s']['p95'], 2):>7} "
+                f"{_f(s['fire_error_s']['max'], 2):>7}"
             )
     t = r.get("targets")
     if t:
         lines.append("")
         for key in ("precision", "recall"):
+            if key not in t:
+                continue
             v = t[key]
             verdict = "met" if v["met"] else "NOT met"
             lines.append(
                 f"target at {t['sigma_db']:g} dB: {key} >= {v['target']}: "
                 f"{v['value']:.4f} ({verdict})"
+            )
+        for run in t.get("fire_time", {}).get("runs", []):
+            verdict = "met" if run["met"] else "NOT met"
+            lines.append(
+                f"target at {run['sigma_db']:g} dB: fire-time error p95 < "
+                f"{TARGET_FIRE_P95_S:g} s with precision >= {TARGET_PRECISION} and recall >= "
+                f"{TARGET_RECALL}: p95 {_f(run['p95_s'], 2)} s, precision "
+                f"{run['precision']:.4f}, recall {run['recall']:.4f} ({verdict})"
             )
     return "\n".join(lines)
 
@@ -552,6 +735,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", type=Path, default=d.registry)
     p.add_argument("--rules", type=Path, default=d.catalog, help="catalog for the routing part")
     p.add_argument("--no-routing", action="store_true", help="skip the staff routing part")
+    p.add_argument(
+        "--band-every",
+        type=_floats,
+        default=d.band_every,
+        help="routing: band report s, comma-sep.",
+    )
+    p.add_argument(
+        "--routing-sigmas", type=_floats, default=d.routing_sigmas, help="routing: dB, comma-sep."
+    )
+    p.add_argument(
+        "--bell-round", type=float, default=d.bell_round_s, help="routing: a bell every N s"
+    )
     p.add_argument("--sweep", action="store_true", help="also sweep presence parameters at 6 dB")
     for name in ("enter_score", "strong_rssi", "candidate_gap_s", "leave_after_s", "dwell_grace_s"):
         kind = type(getattr(d.presence, name))
@@ -589,6 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         catalog=args.rules,
         presence=presence,
         routing=not args.no_routing,
+        band_every=args.band_every,
+        routing_sigmas=args.routing_sigmas,
+        bell_round_s=args.bell_round,
         sweep=args.sweep,
     )
     results = run_accuracy_bench(cfg, log=None if args.quiet else sys.stderr)
@@ -599,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "MISSES",
     "AccuracySettings",
     "dwell_rules",
     "format_report",

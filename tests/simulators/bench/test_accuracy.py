@@ -13,7 +13,15 @@ from floorwalker.simulators.traffic import TrafficSettings
 
 
 def test_tiny_run_has_the_expected_keys() -> None:
-    cfg = AccuracySettings(sigmas=(6.0,), shoppers=30, minutes=3.0, thresholds=(5.0, 10.0))
+    cfg = AccuracySettings(
+        sigmas=(6.0,),
+        shoppers=30,
+        minutes=3.0,
+        thresholds=(5.0, 10.0),
+        band_every=(2.0, 10.0),
+        routing_sigmas=(4.0,),
+        bell_round_s=10.0,
+    )
     r = run_accuracy_bench(cfg)
     (run,) = r["runs"]
     d = run["dwell"]
@@ -22,10 +30,20 @@ def test_tiny_run_has_the_expected_keys() -> None:
     assert 0.0 <= d["precision"] <= 1.0 and 0.0 <= d["recall"] <= 1.0
     assert set(d["fire_error_s"]) >= {"mean", "p50", "p95"}
     assert [row["threshold_s"] for row in d["by_threshold"]] == [5.0, 10.0]
-    g = run["routing"]
-    assert 0.0 <= g["in_zone_or_adjacent_share"] <= 1.0
-    assert g["alerts"] == g["in_zone"] + g["adjacent"] + g["elsewhere"] + g["unplaced"]
+    assert [(g["band_every_s"], g["sigma_db"]) for g in r["routing"]] == [(2.0, 4.0), (10.0, 4.0)]
+    for g in r["routing"]:
+        assert 0.0 <= g["in_zone_or_adjacent_share"] <= 1.0
+        assert g["alerts"] == g["in_zone"] + g["adjacent"] + g["elsewhere"] + g["unplaced"]
+        f = g["first_step"]
+        assert f["step1"] > 10  # the bells pressed in turn
+        assert f["step1"] == f["hit"] + sum(f[k] for k in bench_accuracy.MISSES)
+        assert f["scored"] == f["step1"] - f["no_band"]
+        assert f["hit_rate"] is None or 0.0 <= f["hit_rate"] <= 1.0
     assert r["targets"]["precision"]["target"] == 0.98
+    assert r["targets"]["fire_time"]["runs"][0]["sigma_db"] == 6.0
+    assert len(r["targets"]["routing"]["runs"]) == 2
+    report = bench_accuracy.format_report(r)
+    assert "hit rate" in report and "fire-time error p95" in report
     orjson.dumps(r)
 
 
@@ -65,3 +83,22 @@ def test_cli_writes_json(tmp_path: Path) -> None:
     assert code == 0
     data = orjson.loads(out.read_bytes())
     assert data["settings"]["presence"]["dwell_grace_s"] == 1.5
+
+
+def test_per_band_cadence_and_bell_round() -> None:
+    """A band's own report interval thins its sightings; bells ring in turn."""
+    from floorwalker.devices.events import BellPress, Sighting  # noqa: PLC0415
+    from floorwalker.simulators.store import LARGE_REGISTRY  # noqa: PLC0415
+    from floorwalker.simulators.traffic import generate, load_layout  # noqa: PLC0415
+
+    layout = load_layout(LARGE_REGISTRY)
+    bands = sorted(layout.registry.staff)
+    slow, fast = bands[0], bands[1]
+    cfg = TrafficSettings(
+        shoppers=5, minutes=5.0, staff_report_every={slow: 10.0}, bell_round_s=20.0
+    )
+    events = generate(layout, cfg).event_list()
+    seen = {b: sum(1 for e in events if type(e) is Sighting and e.subject == b) for b in bands}
+    assert seen[fast] > 3 * seen[slow] > 0
+    bells = [e.bell for e in events if type(e) is BellPress]
+    assert len(bells) >= 5 and len(set(bells[:5])) == 5
