@@ -98,13 +98,15 @@ class Change(NamedTuple):
 class Candidate:
     """Evidence for a zone the subject may be moving into (exists only while it matters)."""
 
-    __slots__ = ("first", "last", "score", "zone")
+    __slots__ = ("first", "last", "prev", "score", "zone")
 
     def __init__(self, zone: str, ts: float) -> None:
         self.zone = zone
         self.first = ts
         self.last = ts
         self.score = 0.0
+        self.prev: Candidate | None = None
+        """The run this one interrupted: one stray sighting does not erase a run."""
 
 
 class Presence:
@@ -252,12 +254,9 @@ class PresenceTracker:
         cfg = self.settings
         cand = st.cand
         interval = self._interval(st, subject)
-        if (
-            cand is None
-            or cand.zone != zone
-            or ts - cand.last > max(cfg.candidate_gap_s, cfg.gap_factor * interval)
-        ):
-            cand = st.cand = Candidate(zone, ts)
+        allowed = max(cfg.candidate_gap_s, cfg.gap_factor * interval)
+        if cand is None or cand.zone != zone or ts - cand.last > allowed:
+            cand = st.cand = self._next_run(cand, zone, ts, allowed)
         cand.last = ts
         nominal = cfg.nominal_interval_s
         if interval <= nominal:
@@ -278,6 +277,21 @@ class PresenceTracker:
             return (enter,)
         # Left the old zone when last seen there, or when first seen in the new one.
         return (Change("leave", subject, left, min(left_seen, st.since)), enter)
+
+    @staticmethod
+    def _next_run(cand: Candidate | None, zone: str, ts: float, allowed: float) -> Candidate:
+        """The run a sighting of ``zone`` adds to: an interrupted one resumes ("A A B A" is
+        evidence for A from its first A, one point less), else a new one starts."""
+        back = cand.prev if cand is not None else None
+        if back is not None and back.zone == zone and ts - back.last <= allowed:
+            back.score = max(0.0, back.score - 1.0)
+            back.prev = None
+            return back
+        new = Candidate(zone, ts)
+        if cand is not None and cand.zone != zone and ts - cand.last <= allowed:
+            cand.prev = None
+            new.prev = cand
+        return new
 
     def leave_due(self, subject: str) -> float | None:
         """When the subject will count as gone from its zone if not seen again."""

@@ -194,7 +194,7 @@ def _presence(tracker: PresenceTracker, zone_ix: dict[str, int]) -> list[list[An
     ix = zone_ix.get
     for subject, p in tracker.states.items():
         c = p.cand
-        cand = None if c is None else [ix(c.zone, c.zone), c.first, c.last, c.score]
+        cand = None if c is None else _cand(c, ix)
         zone = None if p.zone is None else ix(p.zone, p.zone)
         last_zone = None if p.last_zone == p.zone else ix(p.last_zone, p.last_zone)
         seen = None if p.seen == p.last_seen else p.seen
@@ -204,6 +204,21 @@ def _presence(tracker: PresenceTracker, zone_ix: dict[str, int]) -> list[list[An
             row.append(p.interval)
         out.append(row)
     return out
+
+
+def _cand(c: Candidate, ix: Any) -> list[Any]:
+    row = [ix(c.zone, c.zone), c.first, c.last, c.score]
+    if c.prev is not None:
+        row.append(_cand(c.prev, ix))
+    return row
+
+
+def _cand_from(row: list[Any], zone_of: Any) -> Candidate:
+    c = Candidate(zone_of(row[0]), row[1])
+    c.last, c.score = row[2], row[3]
+    if len(row) > 4:
+        c.prev = _cand_from(row[4], zone_of)
+    return c
 
 
 def _alert(a: OpenAlert) -> list[Any]:
@@ -317,8 +332,7 @@ def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], zones: list[
         if cand is None:
             p.cand = None
         else:
-            c = p.cand = Candidate(zone_of(cand[0]), cand[1])
-            c.last, c.score = cand[2], cand[3]
+            p.cand = _cand_from(cand, zone_of)
         states[subject] = p
 
 

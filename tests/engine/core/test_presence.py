@@ -216,3 +216,15 @@ def test_staff_bands_use_the_registrys_report_every() -> None:
     registry["staff"] = {**STORE["staff"], "band-07": {"role": "associate", "report_every": "5s"}}
     sc = StoreScenario(RuleSet(()), registry)
     assert sc.engine.stores[STORE["store"]].state.staff.presence.hints == {"band-07": 5.0}
+
+
+def test_one_stray_sighting_does_not_restart_an_entering_run() -> None:
+    tr = PresenceTracker()
+    seq = [(T, "A", -70), (T + 1, "A", -70), (T + 2, "B", -70), (T + 3, "A", -70)]
+    changes = feed(tr, [*seq, (T + 4, "A", -70)])
+    assert changes[-1] == Change("enter", "s", "A", T)  # the dwell counts from the first A
+    # The stray sighting costs the resumed run a point: B B after it, and B is entered.
+    tr2 = PresenceTracker()
+    seq2 = [(T, "B", -70), (T + 1, "A", -70), (T + 2, "B", -70), (T + 3, "B", -70)]
+    assert [c.kind for c in feed(tr2, seq2)] == ["visit"]
+    assert feed(tr2, [(T + 4, "B", -70)]) == [Change("enter", "s", "B", T)]
