@@ -174,8 +174,6 @@ class PresenceTracker:
     @staticmethod
     def _learn(st: Presence, gap: float) -> None:
         old = st.interval
-        if old is not None and 0.8 * old <= gap <= 1.25 * old:
-            return  # on cadence: nothing to learn (the common case, kept cheap)
         # Repeats heard by two gateways (gap ~0) and long absences teach nothing.
         if not 0.2 <= gap <= 2 * INTERVALS[-1]:
             return
@@ -218,7 +216,9 @@ class PresenceTracker:
             # report older than one already used: presence is "as of the latest
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
-        self._learn(st, ts - seen)
+        gap, old = ts - seen, st.interval
+        if old is None or not 0.8 * old <= gap <= 1.25 * old:  # on cadence: nothing to learn
+            self._learn(st, gap)
         st.seen = ts
         st.last_zone = zone
         current = st.zone
@@ -253,9 +253,15 @@ class PresenceTracker:
     ) -> tuple[Change, ...]:
         cfg = self.settings
         cand = st.cand
-        interval = self._interval(st, subject)
-        allowed = max(cfg.candidate_gap_s, cfg.gap_factor * interval)
-        if cand is None or cand.zone != zone or ts - cand.last > allowed:
+        interval = self._interval(st, subject) if self.hints else st.interval
+        if interval is None:
+            interval = cfg.nominal_interval_s
+        allowed = cfg.gap_factor * interval
+        if allowed < cfg.candidate_gap_s:
+            allowed = cfg.candidate_gap_s
+        if cand is None:
+            cand = st.cand = Candidate(zone, ts)
+        elif cand.zone != zone or ts - cand.last > allowed:
             cand = st.cand = self._next_run(cand, zone, ts, allowed)
         cand.last = ts
         nominal = cfg.nominal_interval_s

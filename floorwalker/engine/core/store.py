@@ -84,8 +84,8 @@ class Store:
         self._min_rssi = settings.presence.min_rssi
         self._stats = ports.stats
         self._counts_in = ports.stats.events_by_type
-        self._states = st.presence.states
-        self._last_heard = st.last_heard
+        self.presence_states = st.presence.states
+        self.last_heard = st.last_heard
 
     # ------------------------------------------------------------------ events
 
@@ -96,8 +96,8 @@ class Store:
             # The hot path (most traffic): straight to presence, nothing else.
             self._stats.sightings += 1
             _st, _gw, ts, _beacon, zone, rssi, subject, _staff, _dwell, _key = event
-            self._last_heard[_gw] = ts
-            p = self._states.get(subject)
+            self.last_heard[_gw] = ts
+            p = self.presence_states.get(subject)
             if (
                 p is not None
                 and p.cand is None
@@ -129,7 +129,8 @@ class Store:
 
     def _ingest_other(self, event: Event, now: float) -> str | None:
         """Everything but a shopper sighting with no reorder window (the rarer paths)."""
-        self.clock = max(self.clock, now)
+        if now > self.clock:
+            self.clock = now
         kind = type(event)
         if kind is not Sighting and kind is not DeviceStatus and self._is_duplicate(event):
             self._stats.rejected["duplicate"] += 1
@@ -198,7 +199,8 @@ class Store:
 
     def on_notify(self, now: float, at: float) -> None:
         """One wake-up: process the earliest held event or timer if it is due by ``at``."""
-        self.clock = max(self.clock, now)
+        if now > self.clock:
+            self.clock = now
         lateness = self._lateness
         held, heap = self.held, self.timers.heap
         if held and held[0].ts + lateness <= at and (not heap or held[0].ts <= heap[0].due):
