@@ -197,7 +197,8 @@ class Engine:
         if all(store is first for store in order):
             order.clear()
             return first.take_outbox()
-        outboxes = {id(s): iter(s.take_outbox()) for s in order}
+        # Each store's outbox once (a store that acted twice appears twice in order).
+        outboxes = {id(s): iter(s.take_outbox()) for s in dict.fromkeys(order)}
         out = [next(outboxes[id(s)]) for s in order]
         order.clear()
         return out

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from floorwalker.devices.events import Event
 from floorwalker.engine.core import snapshot as codec
-from floorwalker.engine.core.actions import Action, Decision
+from floorwalker.engine.core.actions import Action, Alert, Decision
 from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook
@@ -202,3 +202,25 @@ def test_engine_state_and_replay_stores_round_trip(catalog: RuleSet) -> None:
         guards.restore(b"{}")
     with pytest.raises(StateError, match="saved profiles are damaged"):
         book.restore(b'{"tier": 3}\n')
+
+
+def test_drain_keeps_decision_order_across_stores_that_act_twice(catalog: RuleSet) -> None:
+    other = dict(STORE, store="s002")
+    world = World(catalog, 0.0)
+    regs = {SID: world.registry, "s002": StoreScenario(RuleSet(()), other).registry}
+    eng = Engine(catalog, regs, profiles=world.profiles, settings=world.settings)
+    a, b = StoreScenario(RuleSet(()), STORE), StoreScenario(RuleSet(()), other)
+    for sc in (a, b):
+        for band, beacon in (("band-07", "b-dairy"), ("band-08", "b-coffee")):
+            for i in range(5):
+                eng.feed(sc.sighting(T0 + i, band, beacon, -60, staff=True))
+    eng.drain()
+    # Two bells in each store, then one clock step fires all four escalations at once.
+    for n, sc in enumerate((a, b, a, b)):
+        eng.feed(sc.bell(T0 + 10, "bell-dairy" if n < 2 else "bell-appl", id=f"p{n}"))
+    first = eng.drain()
+    assert [x.store for x in first] == [SID, "s002", SID, "s002"]
+    eng.advance_to(T0 + 41)
+    steps = eng.drain()
+    assert len(steps) == 4 and [x.store for x in steps] == [SID, SID, "s002", "s002"]
+    assert all(isinstance(x, Alert) and x.step == 2 for x in steps)
