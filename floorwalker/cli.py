@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_profiles(sub)
     _add_simulate(sub)
     _add_broker_config(sub)
+    _add_kafka(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -256,6 +257,47 @@ def _add_profiles(sub: Any) -> None:
     forget.add_argument("--redis", required=True)
     forget.add_argument("--redis-prefix", default="fw:")
     forget.set_defaults(func=_cmd_profiles_forget)
+
+
+def _add_kafka(sub: Any) -> None:
+    kafka = sub.add_parser(
+        "kafka", help="the cluster runner's topics: load a capture, read actions"
+    )
+    ksub = kafka.add_subparsers(metavar="ACTION")
+    kload = ksub.add_parser(
+        "load", help="produce a capture to the events topic as the bridge would (keyed by store)"
+    )
+    kload.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    kload.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    kload.add_argument(
+        "--partitions", type=int, default=8, help="partitions of topics it creates (default 8)"
+    )
+    kload.add_argument("capture", type=Path)
+    kload.set_defaults(func=_cmd_kafka_load)
+    kact = ksub.add_parser("actions", help="print the actions topic as replay's JSON Lines")
+    kact.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    kact.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    kact.add_argument(
+        "--idle", type=_duration, default=5.0, help="exit after this long without a record"
+    )
+    kact.add_argument(
+        "--wait", type=_duration, default=60.0, help="how long to wait for the first record"
+    )
+    kact.set_defaults(func=_cmd_kafka_actions)
+
+
+def _cmd_kafka_load(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.kafka import run_load
+
+    if not args.capture.exists():
+        raise ConfigError("capture file not found", file=str(args.capture))
+    return run_load(args.kafka, args.capture, prefix=args.prefix, partitions=args.partitions)
+
+
+def _cmd_kafka_actions(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.kafka import run_actions
+
+    return run_actions(args.kafka, prefix=args.prefix, idle=args.idle, wait=args.wait)
 
 
 def _add_simulate(sub: Any) -> None:
