@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_broker_config(sub)
     _add_kafka(sub)
+    _add_worker(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -284,6 +285,81 @@ def _add_kafka(sub: Any) -> None:
         "--wait", type=_duration, default=60.0, help="how long to wait for the first record"
     )
     kact.set_defaults(func=_cmd_kafka_actions)
+
+
+def _add_worker(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker", help="a faust worker running the core for the stores of its partitions"
+    )
+    worker.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    worker.add_argument("--registry", action="append", type=Path, required=True, help="repeatable")
+    worker.add_argument("--rules", type=Path, required=True)
+    worker.add_argument("--profiles", type=Path, help="shopper profiles (JSON Lines), no --redis")
+    worker.add_argument("--redis", help="guards and profiles in Redis (default: in memory)")
+    worker.add_argument("--redis-prefix", default="fw:")
+    worker.add_argument(
+        "--clock",
+        choices=["event", "wall"],
+        default="event",
+        help="event: a store's clock is its events' ts, as replay (wall: not built yet)",
+    )
+    worker.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    worker.add_argument(
+        "--partitions", type=int, default=8, help="partitions of the events topic (default 8)"
+    )
+    worker.add_argument("--app-id", default="floorwalker", help="faust app id = consumer group")
+    worker.add_argument("--datadir", type=Path, help="faust data directory (default: a temp dir)")
+    worker.add_argument("--lateness", type=_duration, default=0.0, help="reorder window")
+    worker.add_argument("--loglevel", default="warning", help="faust's log level")
+    worker.set_defaults(func=_cmd_worker)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from floorwalker.devices.decode import DecoderSettings
+    from floorwalker.devices.registry import load_registries
+    from floorwalker.engine.core.guards import GuardStore
+    from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
+    from floorwalker.engine.core.settings import EngineSettings
+    from floorwalker.engine.runners.cluster.shards import Shards
+    from floorwalker.engine.runners.cluster.worker import WorkerSettings, run_worker
+    from floorwalker.rules.loader import load_rules_for
+
+    if args.clock == "wall":
+        print("floorwalker worker: --clock wall is not built yet", file=sys.stderr)
+        return 2
+    regs = load_registries(args.registry)
+    rules = load_rules_for(args.rules, regs)
+    guards: GuardStore | None = None
+    profiles: ProfileSource
+    if args.redis is None:
+        profiles = ProfileBook.load(args.profiles) if args.profiles else ProfileBook()
+    else:
+        from floorwalker.engine.stores.redis_guards import RedisGuardSettings, RedisGuardStore
+        from floorwalker.engine.stores.redis_profiles import RedisProfiles
+
+        guards = RedisGuardStore.from_url(
+            args.redis, RedisGuardSettings(prefix=args.redis_prefix + "guard:")
+        )
+        redis_profiles = RedisProfiles.from_url(args.redis, prefix=args.redis_prefix)
+        redis_profiles.start()
+        profiles = redis_profiles
+    shards = Shards(
+        rules,
+        regs,
+        profiles=profiles,
+        guards=guards,
+        engine_settings=EngineSettings(lateness_s=args.lateness),
+        decoder_settings=DecoderSettings(prefix=args.prefix),
+    )
+    settings = WorkerSettings(
+        kafka=args.kafka,
+        app_id=args.app_id,
+        prefix=args.prefix,
+        partitions=args.partitions,
+        datadir=args.datadir,
+        loglevel=args.loglevel,
+    )
+    return run_worker(shards, settings)
 
 
 def _cmd_kafka_load(args: argparse.Namespace) -> int:
