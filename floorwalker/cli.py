@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_broker_config(sub)
     _add_kafka(sub)
     _add_worker(sub)
+    _add_bridge(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -360,6 +361,42 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         loglevel=args.loglevel,
     )
     return run_worker(shards, settings)
+
+
+def _add_bridge(sub: Any) -> None:
+    bridge = sub.add_parser(
+        "bridge", help="MQTT -> events topic (keyed by store); actions topic -> MQTT (dedup by id)"
+    )
+    bridge.add_argument("--mqtt", required=True, help="broker URL, mqtt://host:port")
+    _add_mqtt_identity(bridge, dest_prefix="mqtt_")
+    bridge.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    bridge.add_argument("--redis", help="dedup keys in Redis, shared by every bridge")
+    bridge.add_argument("--redis-prefix", default="fw:")
+    bridge.add_argument("--dedup-ttl", type=_duration, default=86400.0, help="default 1 day")
+    bridge.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    bridge.add_argument("--client-id", default="floorwalker-bridge", help="MQTT client id")
+    bridge.add_argument("--app-id", default="floorwalker", help="the workers' faust app id")
+    bridge.add_argument(
+        "--partitions", type=int, default=8, help="partitions of topics it creates (default 8)"
+    )
+    bridge.set_defaults(func=_cmd_bridge)
+
+
+def _cmd_bridge(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.bridge import BridgeSettings, run_bridge
+
+    settings = BridgeSettings(
+        mqtt=_broker(args),
+        kafka=args.kafka,
+        prefix=args.prefix,
+        app_id=args.app_id,
+        client_id=args.client_id,
+        partitions=args.partitions,
+        redis_url=args.redis,
+        redis_prefix=args.redis_prefix,
+        dedup_ttl_s=args.dedup_ttl,
+    )
+    return run_bridge(settings)
 
 
 def _cmd_kafka_load(args: argparse.Namespace) -> int:
