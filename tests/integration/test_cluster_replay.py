@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from floorwalker import services
 from floorwalker.engine.runners.cluster.tansu import tansu
 
 pytestmark = pytest.mark.integration
@@ -110,49 +111,44 @@ def _assignments(log: Path) -> list[int] | None:
     return [int(p) for p in found[-1].split(",") if p.strip()]
 
 
+def _start_worker(
+    i: int, tmp_path: Path, address: str, registries: list[Path], store_args: list[str]
+) -> subprocess.Popen[bytes]:
+    common = [a for r in registries for a in ("--registry", str(r))]
+    common += ["--rules", str(CATALOG), "--partitions", str(PARTITIONS), *store_args]
+    datadir = tmp_path / f"w{i}"
+    with (tmp_path / f"worker-{i}.log").open("wb") as out:
+        return subprocess.Popen(
+            [*FLOORWALKER, "worker", "--kafka", address, *common, f"--datadir={datadir}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
 def _workers(
     n: int, tmp_path: Path, address: str, registries: list[Path], profiles: Path
 ) -> Iterator[list[Path]]:
-    logs = [tmp_path / f"worker-{i}.log" for i in range(n)]
-    procs = []
-    common = [a for r in registries for a in ("--registry", str(r))]
-    common += [
-        "--rules",
-        str(CATALOG),
-        "--profiles",
-        str(profiles),
-        "--partitions",
-        str(PARTITIONS),
-    ]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        for i, log in enumerate(logs):
-            datadir = tmp_path / f"w{i}"
-            with log.open("wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            *FLOORWALKER,
-                            "worker",
-                            "--kafka",
-                            address,
-                            *common,
-                            f"--datadir={datadir}",
-                        ],
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        yield logs
+        for i in range(n):
+            procs.append(
+                _start_worker(i, tmp_path, address, registries, ["--profiles", str(profiles)])
+            )
+        yield [tmp_path / f"worker-{i}.log" for i in range(n)]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
 
 
 def _wait_shared(logs: list[Path], timeout_s: float) -> list[list[int]]:
@@ -169,7 +165,11 @@ def _wait_shared(logs: list[Path], timeout_s: float) -> list[list[int]]:
     raise AssertionError(f"the workers did not share the partitions:\n{tails}")
 
 
-def test_two_workers_give_the_actions_of_replay(tmp_path: Path, broker: str) -> None:
+Expected = dict[str, list[dict[str, object]]]
+
+
+def _setup(tmp_path: Path) -> tuple[list[Path], Path, Path, Expected]:
+    """Registries, a capture and profiles, and what replay does per store up to its end."""
     registries = _registries(tmp_path)
     capture, profiles = tmp_path / "capture.jsonl", tmp_path / "profiles.jsonl"
     sim = _fw(
@@ -185,13 +185,49 @@ def test_two_workers_give_the_actions_of_replay(tmp_path: Path, broker: str) -> 
         for store, records in _replay_per_store(tmp_path, capture, registries, profiles).items()
     }
     assert sum(map(len, want.values())) > 20, "the capture makes the engine act"
+    return registries, capture, profiles, want
 
+
+def test_two_workers_give_the_actions_of_replay(tmp_path: Path, broker: str) -> None:
+    registries, capture, profiles, want = _setup(tmp_path)
     with _workers(2, tmp_path, broker, registries, profiles) as logs:
         _wait_shared(logs, timeout_s=40)
         load = _fw("kafka", "load", "--kafka", broker, "--partitions", PARTITIONS, capture)
         assert load.returncode == 0, load.stderr.decode()
         actions = _fw("kafka", "actions", "--kafka", broker, "--idle", "6s", "--wait", "30s")
         assert actions.returncode == 0, actions.stderr.decode()
+    got = _by_store(actions.stdout)
+    for store in STORES:
+        assert got.get(store, []) == want.get(store, []), store
+
+
+def test_a_worker_that_stops_hands_its_stores_over(
+    tmp_path: Path, broker: str, redis_service: services.RunningService
+) -> None:
+    """Worker 0 takes every partition and stops mid-stream; worker 1 goes on from the
+    state table (guards and profiles in Redis, shared): still exactly replay's actions."""
+    registries, capture, profiles, want = _setup(tmp_path)
+    redis = ["--redis", redis_service.url, "--redis-prefix", f"fw-handoff-{time.time_ns()}:"]
+    imported = _fw("profiles", "import", profiles, *redis)
+    assert imported.returncode == 0, imported.stderr.decode()
+    total = sum(map(len, want.values()))
+    logs = [tmp_path / "worker-0.log", tmp_path / "worker-1.log"]
+    procs = [_start_worker(0, tmp_path, broker, registries, redis)]
+    try:
+        _wait_shared(logs[:1], timeout_s=40)
+        load = _fw("kafka", "load", "--kafka", broker, "--partitions", PARTITIONS, capture)
+        assert load.returncode == 0, load.stderr.decode()
+        time.sleep(4)  # about a third of the records (the worker takes ~500 a second)
+        _stop(procs)
+        before = _fw("kafka", "actions", "--kafka", broker, "--idle", "1s", "--wait", "5s")
+        done_before = len(before.stdout.splitlines())
+        assert 0 < done_before < total, (done_before, total)
+        procs.append(_start_worker(1, tmp_path, broker, registries, redis))
+        _wait_shared(logs[1:], timeout_s=60)
+        actions = _fw("kafka", "actions", "--kafka", broker, "--idle", "6s", "--wait", "30s")
+        assert actions.returncode == 0, actions.stderr.decode()
+    finally:
+        _stop(procs)
     got = _by_store(actions.stdout)
     for store in STORES:
         assert got.get(store, []) == want.get(store, []), store

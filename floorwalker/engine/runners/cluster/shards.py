@@ -14,11 +14,14 @@ replay, or in Redis).
 actions topic's values, replay's ``{"at","topic","payload"}``) and the store's
 snapshot to write back to the state table. The first record of a store after
 start or a rebalance restores the store from the table (``load``) before it is
-processed; :meth:`forget` drops every engine when partitions move.
+processed; :meth:`forget` drops every engine when partitions move. A table value
+is the events offset the snapshot includes and the snapshot (:func:`pack_state`),
+so that records the state already holds are skipped after a move.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,10 +42,28 @@ from floorwalker.engine.runners.step import (
     Step,
     log_and_continue,
 )
+from floorwalker.errors import StateError
 from floorwalker.rules.model import RuleSet
 
 Loader = Callable[[str], bytes | None]
-"""``store -> snapshot bytes`` from the state table, or None if it has none."""
+"""``store -> table value`` (:func:`pack_state`) from the state table, or None if it has none."""
+
+_STATE = struct.Struct(">4sq")
+_STATE_MAGIC = b"FWKS"
+NO_OFFSET = -1
+
+
+def pack_state(offset: int, snapshot: bytes) -> bytes:
+    """A table value: the events offset the snapshot includes, then ``snapshot_store`` bytes."""
+    return _STATE.pack(_STATE_MAGIC, offset) + snapshot
+
+
+def unpack_state(value: bytes) -> tuple[int, bytes]:
+    """``(offset, snapshot)`` of a table value; raises ``StateError`` for a foreign one."""
+    if len(value) < _STATE.size or value[:4] != _STATE_MAGIC:
+        raise StateError("not a Floorwalker cluster state value")
+    _magic, offset = _STATE.unpack_from(value)
+    return offset, value[_STATE.size :]
 
 
 @dataclass
@@ -52,7 +73,8 @@ class Outcome:
     store: str
     records: list[bytes] = field(default_factory=list)
     snapshot: bytes | None = None
-    """None when the record named no store this worker serves (nothing to save)."""
+    """The table value to write (:func:`pack_state`); None when the record named no
+    store this worker serves, or was already in the restored state (nothing to save)."""
 
 
 class Shards:
@@ -82,6 +104,9 @@ class Shards:
         self._out: list[bytes] = []
         self.restored = 0
         """Stores restored from the table since start (a metric for tests and logs)."""
+        self.skipped = 0
+        """Records skipped because the restored state already included them."""
+        self._applied: dict[str, int] = {}
         # A record whose store no registry has (or whose topic names none) goes
         # through an engine with no stores: the decoder dead-letters it.
         self._nowhere = self._step_for({})
@@ -98,9 +123,16 @@ class Shards:
     def forget(self) -> None:
         """Partitions moved: drop every store (the next record of one restores it)."""
         self._steps.clear()
+        self._applied.clear()
 
-    def handle(self, topic: str, payload: bytes, load: Loader) -> Outcome:
-        """Run one events record (MQTT topic, payload bytes) through its store."""
+    def handle(self, topic: str, payload: bytes, load: Loader, offset: int = NO_OFFSET) -> Outcome:
+        """Run one events record (MQTT topic, payload bytes, its offset) through its store.
+
+        A record at or before the offset the restored state already includes is
+        skipped: the table can be ahead of the committed offsets (faust writes the
+        changelog as it goes and commits offsets every second), and a record applied
+        twice would be a late duplicate to the engine, not a replay.
+        """
         store = store_of(topic, self.prefix)
         if store is None or store not in self.registries:
             self._run(self._nowhere, topic, payload)
@@ -108,13 +140,21 @@ class Shards:
         step = self._steps.get(store)
         if step is None:
             step = self._step_for({store: self.registries[store]})
-            data = load(store)
-            if data is not None:
-                step.engine.restore_store(data)
+            self._applied[store] = NO_OFFSET
+            value = load(store)
+            if value is not None:
+                applied, snapshot = unpack_state(value)
+                step.engine.restore_store(snapshot)
+                self._applied[store] = applied
                 self.restored += 1
             self._steps[store] = step
+        if offset != NO_OFFSET and offset <= self._applied[store]:
+            self.skipped += 1
+            return Outcome(store)
         self._run(step, topic, payload)
-        return Outcome(store, self._take(), step.engine.snapshot_store(store))
+        self._applied[store] = max(offset, self._applied[store])
+        state = pack_state(self._applied[store], step.engine.snapshot_store(store))
+        return Outcome(store, self._take(), state)
 
     # ------------------------------------------------------------------ internals
 

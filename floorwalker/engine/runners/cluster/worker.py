@@ -9,7 +9,8 @@ every action and dead letter to the actions topic keyed by store (replay's
 ``{"at","topic","payload"}``), then writes the store's snapshot
 (``engine.snapshot_store``) back to the table.
 
-The table (``engine-state``, key = store id, value = snapshot bytes) is a faust
+The table (``engine-state``, key = store id, value = the events offset the state
+includes and the ``snapshot_store`` bytes, :func:`.shards.pack_state`) is a faust
 Table backed by a changelog topic co-partitioned with the events topic; faust
 recovers it from the changelog when partitions move. For now the snapshot is
 written after every record: simple and always current, at the cost of one
@@ -116,7 +117,8 @@ def build_app(shards: Shards, settings: WorkerSettings) -> faust.App:
         async for event in stream.events():
             topic = header(event.headers, TOPIC_HEADER) or ""
             value = event.value if isinstance(event.value, bytes) else b""
-            outcome = shards.handle(topic, value, load)
+            offset = event.message.offset
+            outcome = shards.handle(topic, value, load, offset)
             key = (outcome.store or "_unknown").encode()
             for record in outcome.records:
                 await actions.send(key=key, value=record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from floorwalker.devices.registry import load_registries
 from floorwalker.engine.core.guards import InMemoryGuardStore
@@ -12,6 +13,7 @@ from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.engine.runners.cluster.shards import Shards
 from floorwalker.engine.runners.replay import CaptureLine, Replay, ReplaySettings, read_capture
 from floorwalker.engine.runners.step import reraise
+from floorwalker.errors import StateError
 from floorwalker.rules.loader import load_rules_for
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -19,6 +21,7 @@ DATA = ROOT / "floorwalker" / "simulators" / "data"
 CATALOG = ROOT / "floorwalker" / "rules" / "catalog"
 CAPTURE = DATA / "demo-capture.jsonl"
 PROFILES = DATA / "demo-profiles.jsonl"
+CAPTURE_TOPIC = "fw/s001/bell/bell-dairy"
 
 
 def _replay(lines: list[CaptureLine]) -> list[bytes]:
@@ -69,7 +72,9 @@ def test_the_actions_of_replay_up_to_the_last_event() -> None:
     assert got == want
 
 
-def test_a_store_restored_from_its_snapshot_goes_on_as_if_never_moved() -> None:
+@pytest.mark.parametrize("lag", [0, 37])
+def test_a_store_restored_from_its_snapshot_goes_on_as_if_never_moved(lag: int) -> None:
+    """``lag``: the committed offset trails the table (records come again after the move)."""
     lines = _lines()
     half = len(lines) // 2
     table: dict[str, bytes] = {}
@@ -77,19 +82,24 @@ def test_a_store_restored_from_its_snapshot_goes_on_as_if_never_moved() -> None:
     book, guards = ProfileBook.load(PROFILES), InMemoryGuardStore()
     first, second = _shards(book, guards), _shards(book, guards)
     got: list[bytes] = []
-    for line in lines[:half]:
-        outcome = first.handle(line.topic, line.payload, table.get)
+    for offset, line in enumerate(lines[:half]):
+        outcome = first.handle(line.topic, line.payload, table.get, offset)
         got.extend(outcome.records)
         assert outcome.snapshot is not None
         table[outcome.store] = outcome.snapshot
-    for line in lines[half:]:  # another worker takes the partition over
-        got.extend(second.handle(line.topic, line.payload, table.get).records)
-    assert second.restored == 1
+    for offset, line in enumerate(lines[half - lag :], start=half - lag):
+        got.extend(second.handle(line.topic, line.payload, table.get, offset).records)
+    assert (second.restored, second.skipped) == (1, lag)
     whole = _shards()
     want: list[bytes] = []
     for line in lines:
         want.extend(whole.handle(line.topic, line.payload, lambda _s: None).records)
     assert got == want
+
+
+def test_a_foreign_table_value_is_refused() -> None:
+    with pytest.raises(StateError):
+        _shards().handle(CAPTURE_TOPIC, b"{}", lambda _s: b"not ours")
 
 
 def test_a_record_of_an_unknown_store_is_a_dead_letter() -> None:
