@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_profiles(sub)
     _add_simulate(sub)
     _add_broker_config(sub)
+    _add_kafka(sub)
+    _add_worker(sub)
+    _add_bridge(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -256,6 +259,158 @@ def _add_profiles(sub: Any) -> None:
     forget.add_argument("--redis", required=True)
     forget.add_argument("--redis-prefix", default="fw:")
     forget.set_defaults(func=_cmd_profiles_forget)
+
+
+def _add_kafka(sub: Any) -> None:
+    kafka = sub.add_parser(
+        "kafka", help="the cluster runner's topics: load a capture, read actions"
+    )
+    ksub = kafka.add_subparsers(metavar="ACTION")
+    kload = ksub.add_parser(
+        "load", help="produce a capture to the events topic as the bridge would (keyed by store)"
+    )
+    kload.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    kload.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    kload.add_argument(
+        "--partitions", type=int, default=8, help="partitions of topics it creates (default 8)"
+    )
+    kload.add_argument("capture", type=Path)
+    kload.set_defaults(func=_cmd_kafka_load)
+    kact = ksub.add_parser("actions", help="print the actions topic as replay's JSON Lines")
+    kact.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    kact.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    kact.add_argument(
+        "--idle", type=_duration, default=5.0, help="exit after this long without a record"
+    )
+    kact.add_argument(
+        "--wait", type=_duration, default=60.0, help="how long to wait for the first record"
+    )
+    kact.set_defaults(func=_cmd_kafka_actions)
+
+
+def _add_worker(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker", help="a faust worker running the core for the stores of its partitions"
+    )
+    worker.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    worker.add_argument("--registry", action="append", type=Path, required=True, help="repeatable")
+    worker.add_argument("--rules", type=Path, required=True)
+    worker.add_argument("--profiles", type=Path, help="shopper profiles (JSON Lines), no --redis")
+    worker.add_argument("--redis", help="guards and profiles in Redis (default: in memory)")
+    worker.add_argument("--redis-prefix", default="fw:")
+    worker.add_argument(
+        "--clock",
+        choices=["event", "wall"],
+        default="event",
+        help="event: a store's clock is its events' ts, as replay (wall: not built yet)",
+    )
+    worker.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    worker.add_argument(
+        "--partitions", type=int, default=8, help="partitions of the events topic (default 8)"
+    )
+    worker.add_argument("--app-id", default="floorwalker", help="faust app id = consumer group")
+    worker.add_argument("--datadir", type=Path, help="faust data directory (default: a temp dir)")
+    worker.add_argument("--lateness", type=_duration, default=0.0, help="reorder window")
+    worker.add_argument("--loglevel", default="warning", help="faust's log level")
+    worker.set_defaults(func=_cmd_worker)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from floorwalker.devices.decode import DecoderSettings
+    from floorwalker.devices.registry import load_registries
+    from floorwalker.engine.core.guards import GuardStore
+    from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
+    from floorwalker.engine.core.settings import EngineSettings
+    from floorwalker.engine.runners.cluster.shards import Shards
+    from floorwalker.engine.runners.cluster.worker import WorkerSettings, run_worker
+    from floorwalker.rules.loader import load_rules_for
+
+    if args.clock == "wall":
+        print("floorwalker worker: --clock wall is not built yet", file=sys.stderr)
+        return 2
+    regs = load_registries(args.registry)
+    rules = load_rules_for(args.rules, regs)
+    guards: GuardStore | None = None
+    profiles: ProfileSource
+    if args.redis is None:
+        profiles = ProfileBook.load(args.profiles) if args.profiles else ProfileBook()
+    else:
+        from floorwalker.engine.stores.redis_guards import RedisGuardSettings, RedisGuardStore
+        from floorwalker.engine.stores.redis_profiles import RedisProfiles
+
+        guards = RedisGuardStore.from_url(
+            args.redis, RedisGuardSettings(prefix=args.redis_prefix + "guard:")
+        )
+        redis_profiles = RedisProfiles.from_url(args.redis, prefix=args.redis_prefix)
+        redis_profiles.start()
+        profiles = redis_profiles
+    shards = Shards(
+        rules,
+        regs,
+        profiles=profiles,
+        guards=guards,
+        engine_settings=EngineSettings(lateness_s=args.lateness),
+        decoder_settings=DecoderSettings(prefix=args.prefix),
+    )
+    settings = WorkerSettings(
+        kafka=args.kafka,
+        app_id=args.app_id,
+        prefix=args.prefix,
+        partitions=args.partitions,
+        datadir=args.datadir,
+        loglevel=args.loglevel,
+    )
+    return run_worker(shards, settings)
+
+
+def _add_bridge(sub: Any) -> None:
+    bridge = sub.add_parser(
+        "bridge", help="MQTT -> events topic (keyed by store); actions topic -> MQTT (dedup by id)"
+    )
+    bridge.add_argument("--mqtt", required=True, help="broker URL, mqtt://host:port")
+    _add_mqtt_identity(bridge, dest_prefix="mqtt_")
+    bridge.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    bridge.add_argument("--redis", help="dedup keys in Redis, shared by every bridge")
+    bridge.add_argument("--redis-prefix", default="fw:")
+    bridge.add_argument("--dedup-ttl", type=_duration, default=86400.0, help="default 1 day")
+    bridge.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    bridge.add_argument("--client-id", default="floorwalker-bridge", help="MQTT client id")
+    bridge.add_argument("--app-id", default="floorwalker", help="the workers' faust app id")
+    bridge.add_argument(
+        "--partitions", type=int, default=8, help="partitions of topics it creates (default 8)"
+    )
+    bridge.set_defaults(func=_cmd_bridge)
+
+
+def _cmd_bridge(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.bridge import BridgeSettings, run_bridge
+
+    settings = BridgeSettings(
+        mqtt=_broker(args),
+        kafka=args.kafka,
+        prefix=args.prefix,
+        app_id=args.app_id,
+        client_id=args.client_id,
+        partitions=args.partitions,
+        redis_url=args.redis,
+        redis_prefix=args.redis_prefix,
+        dedup_ttl_s=args.dedup_ttl,
+    )
+    return run_bridge(settings)
+
+
+def _cmd_kafka_load(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.kafka import run_load
+
+    if not args.capture.exists():
+        raise ConfigError("capture file not found", file=str(args.capture))
+    return run_load(args.kafka, args.capture, prefix=args.prefix, partitions=args.partitions)
+
+
+def _cmd_kafka_actions(args: argparse.Namespace) -> int:
+    from floorwalker.engine.runners.cluster.kafka import run_actions
+
+    return run_actions(args.kafka, prefix=args.prefix, idle=args.idle, wait=args.wait)
 
 
 def _add_simulate(sub: Any) -> None:

@@ -76,7 +76,7 @@ install_venv() {
     # Build backends print pages of deprecation warnings even with -q; keep them in
     # a log and show it only when the install fails.
     local log=.venv/.floorwalker-pip.log
-    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench,demo]' >"$log" 2>&1; then
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench,demo,cluster,cluster-test]' >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "bootstrap: pip install failed (full log: $log)" >&2
         exit 1

@@ -41,3 +41,16 @@ def test_generators_never_import_the_benchmarks() -> None:
 def test_only_the_runners_mqtt_module_imports_paho() -> None:
     files = sorted(PACKAGE.rglob("*.py"))
     assert _offenders(files, "paho") == ["floorwalker/engine/runners/mqtt.py"]
+
+
+def test_only_the_cluster_runner_imports_faust_and_aiokafka() -> None:
+    cluster = PACKAGE / "engine" / "runners" / "cluster"
+    for library in ("faust", "aiokafka", "mode"):
+        outside = [p for p in _offenders(sorted(PACKAGE.rglob("*.py")), library)]
+        assert all(p.startswith(str(cluster.relative_to(PACKAGE.parent))) for p in outside), (
+            library,
+            outside,
+        )
+    assert _offenders(sorted(cluster.glob("*.py")), "faust") == [
+        "floorwalker/engine/runners/cluster/worker.py"
+    ]
