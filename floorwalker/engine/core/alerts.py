@@ -211,8 +211,8 @@ class AlertBook:
             a.acked_by
             for a in self.alerts.values()
             if a.acked_by is not None
-            and a.closed_at is None
             and a.acked_at is not None
+            and a.closed_at is None
             and now - a.acked_at < timeout_s
         )
 
@@ -220,6 +220,9 @@ class AlertBook:
         """Open alerts each band holds now (the fewer, the likelier it gets the next)."""
         out: dict[str, int] = {}
         for a in self.alerts.values():
-            if a.state == "open" and (band := a.paged_band) is not None:
-                out[band] = out.get(band, 0) + 1
+            # state "open", spelled out: this runs over every alert at every page
+            if a.acked_at is None and a.closed_at is None and a.ended_at is None and a.bands:
+                band = a.paged_band
+                if band is not None:
+                    out[band] = out.get(band, 0) + 1
         return out

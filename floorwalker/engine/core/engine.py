@@ -182,11 +182,15 @@ class Engine:
         self._future_limit = now + self._max_future
         self._late_limit = now - self._max_late
 
-    def _run_due(self, now: float) -> None:
+    def _run_due(self, now: float) -> int:
+        """Process every wake-up due by ``now``; return how many there were."""
         wakes, stores = self._wakes, self._by_position
+        n = 0
         while wakes and wakes[0][0] <= now:
             at, position, _seq = heapq.heappop(wakes)
             stores[position].on_notify(now, at)
+            n += 1
+        return n
 
     def drain(self) -> list[Action]:
         """Take the actions decided since the last call, in decision order."""
@@ -249,9 +253,7 @@ class Engine:
     def _run_past_due(self) -> bool:
         """Fire what fell due while the clock stood still (a late event's timers, a dwell
         backdated to a slow device's first report); False if nothing could fire."""
-        before = sum(len(s.timers) for s in self._by_position)
-        self._run_due(self.clock)
-        return sum(len(s.timers) for s in self._by_position) != before or bool(self._emitted)
+        return self._run_due(self.clock) > 0
 
     # ------------------------------------------------------------------ state
 

@@ -217,7 +217,7 @@ class PresenceTracker:
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
         gap, old = ts - seen, st.interval
-        if old is None or not 0.8 * old <= gap <= 1.25 * old:  # on cadence: nothing to learn
+        if old is None or not 0.7 * old <= gap <= 1.45 * old:  # on cadence: nothing to learn
             self._learn(st, gap)
         st.seen = ts
         st.last_zone = zone
@@ -226,7 +226,7 @@ class PresenceTracker:
         if (
             current is not None
             and away >= cfg.leave_after_s
-            and away >= self.leave_gap(st, subject)
+            and ((not self.hints and st.interval is None) or away >= self.leave_gap(st, subject))
         ):
             # Gone long enough to have left (no leave timer was needed to know).
             left = Change("leave", subject, current, st.last_seen)
@@ -236,7 +236,7 @@ class PresenceTracker:
             st.last_seen = ts
             cand = st.cand
             if cand is not None:
-                cand.score -= self._weight(st, subject)
+                cand.score -= self._weight(st, subject) if (st.interval or self.hints) else 1.0
                 if cand.score <= 0:
                     st.cand = None
             return NO_CHANGES
