@@ -6,7 +6,7 @@ precomputes what the hot path needs (beacon -> zone, tag -> zones, zone hop
 distances for "nearest staff").
 
 :func:`load_registry` reads the file as rule files are read
-(:mod:`floorwalker.rules.yamlpos`): at most :data:`MAX_REGISTRY_FILE_BYTES`,
+(:mod:`floorwalker.yamlpos`): at most :data:`MAX_REGISTRY_FILE_BYTES`,
 strict UTF-8, no control characters, anchors or aliases, bounded nesting. Every
 problem, including an unforeseen one, is a :class:`~floorwalker.errors.ConfigError`
 with the file and, where the problem was written, ``line:col``; a running
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from floorwalker.devices.topics import is_valid_id
 from floorwalker.errors import ConfigError
-from floorwalker.rules.yamlpos import (
+from floorwalker.yamlpos import (
     YamlDocument,
     YamlError,
     YamlIssue,

@@ -11,9 +11,9 @@ Loading never raises anything but :class:`~floorwalker.errors.RuleSetError`
 (a running engine's reload catches exactly that): a file over
 :data:`MAX_RULE_FILE_BYTES`, one that is not UTF-8, holds control characters,
 YAML anchors or aliases, nests deeper than
-:data:`~floorwalker.rules.yamlpos.MAX_DEPTH` or is otherwise garbled is one
+:data:`~floorwalker.yamlpos.MAX_DEPTH` or is otherwise garbled is one
 ``file:line:col: message`` problem, and any unexpected failure while reading
-one file becomes a problem of that file too (see :mod:`floorwalker.rules.yamlpos`).
+one file becomes a problem of that file too (see :mod:`floorwalker.yamlpos`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from floorwalker.rules.schema import (
     VocabularyFile,
 )
 from floorwalker.rules.vocabulary import DEFAULT_VOCABULARY, Vocabulary, closest
-from floorwalker.rules.yamlpos import YamlDocument, YamlError, read_yaml_file
+from floorwalker.yamlpos import YamlDocument, YamlError, read_yaml_file
 
 if TYPE_CHECKING:
     from floorwalker.devices.registry import Registry

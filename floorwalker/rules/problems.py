@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 from floorwalker.errors import RuleProblem
 from floorwalker.rules.schema import ISSUE_TYPE
 from floorwalker.rules.vocabulary import closest
-from floorwalker.rules.yamlpos import NodePath, YamlDocument
+from floorwalker.yamlpos import NodePath, YamlDocument
 
 
 @dataclass(frozen=True, slots=True)

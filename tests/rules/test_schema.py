@@ -9,7 +9,7 @@ import pytest
 
 from floorwalker.rules.schema import PolicyFile, RuleFile
 from floorwalker.rules.schema_gen import SCHEMAS, main, render
-from floorwalker.rules.yamlpos import load_yaml
+from floorwalker.yamlpos import load_yaml
 from tests.rules.examples import FULL_RULE
 
 ROOT = Path(__file__).parents[2]

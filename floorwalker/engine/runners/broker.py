@@ -14,11 +14,12 @@ or be handed over directly, and the username from ``--mqtt-username``; a CA
 file (``--mqtt-ca``) verifies a TLS broker whose certificate no system CA
 signed. The password never shows: ``repr()``, ``str()`` and :meth:`redact` mask
 it, and error messages quote URLs through
-:func:`~floorwalker.engine.runners.settings.redact_url`.
+:func:`redact_url`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit
@@ -30,6 +31,16 @@ TLS_SCHEMES = ("mqtts", "ssl", "tls")
 PLAIN_PORT = 1883
 TLS_PORT = 8883
 URL_HINT = "must look like mqtt://host:port or mqtts://host:port (optionally user:password@)"
+
+
+_USERINFO_RE = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@")
+_PASSWORD_QUERY_RE = re.compile(r"(?i)(?P<head>[?&]password=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password masked: ``mqtt://user:***@host:1883``."""
+    url = _USERINFO_RE.sub(r"\g<head>***@", url)
+    return _PASSWORD_QUERY_RE.sub(r"\g<head>***", url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +80,6 @@ class BrokerAddress:
         The password comes from at most one place: ``password``, ``password_file``
         or the URL. Raises :class:`ConfigError`, never quoting a password.
         """
-        from floorwalker.engine.runners.settings import redact_url  # noqa: PLC0415 - a cycle
-
         try:
             tls, parts, port = _split(url)
         except ValueError as exc:

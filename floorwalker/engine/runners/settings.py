@@ -49,7 +49,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from floorwalker.engine.runners.broker import BrokerAddress, check_url
+from floorwalker.engine.runners.broker import BrokerAddress, check_url, redact_url
 from floorwalker.errors import ConfigError
 from floorwalker.rules.durations import DurationError, parse_duration
 
@@ -65,16 +65,6 @@ _FLAG_NAMES = {
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-_USERINFO_RE = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@")
-_PASSWORD_QUERY_RE = re.compile(r"(?i)(?P<head>[?&]password=)[^&#]*")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password masked: ``mqtt://user:***@host:1883``."""
-    url = _USERINFO_RE.sub(r"\g<head>***@", url)
-    return _PASSWORD_QUERY_RE.sub(r"\g<head>***", url)
 
 
 INTERVAL_HINT = "write seconds (0.5) or 500ms, 10s, 5m, 1h30m; 0 for none"

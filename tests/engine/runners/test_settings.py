@@ -10,12 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from floorwalker.cli import _parser
-from floorwalker.engine.runners.settings import (
-    EdgeSettings,
-    load_settings,
-    parse_interval,
-    redact_url,
-)
+from floorwalker.engine.runners.broker import redact_url
+from floorwalker.engine.runners.settings import EdgeSettings, load_settings, parse_interval
 from floorwalker.errors import ConfigError
 
 REG = Path("stores/s001.yaml")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from floorwalker.rules.yamlpos import (
+from floorwalker.yamlpos import (
     EXPLAIN_MAX_CHARS,
     MAX_DEPTH,
     MAX_INT,
