@@ -8,7 +8,6 @@ are derived from the action id the same way.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,9 +20,19 @@ def stable_id(prefix: str, *parts: str) -> str:
     return prefix + hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
 def coupon_code(action_id: str, prefix: str = "") -> str:
+    """The first 12 base32 symbols of a digest, as ``XXXX-XXXX-XXXX``.
+
+    Spelled out rather than ``base64.b32encode``, which is pure Python and was
+    2 % of a large catalog's time; the codes are the same.
+    """
     digest = hashlib.blake2b(("coupon\x1f" + action_id).encode(), digest_size=10).digest()
-    body = base64.b32encode(digest).decode()[:12]
+    n = int.from_bytes(digest, "big") >> 20  # the top 60 bits: 12 symbols of 5 bits
+    a = _B32
+    body = "".join([a[(n >> s) & 31] for s in range(55, -1, -5)])
     return f"{prefix}{body[:4]}-{body[4:8]}-{body[8:12]}"
 
 

@@ -157,12 +157,31 @@ def raised(priority: str) -> str:
 
 
 class AlertBook:
-    """The alerts of one store, and what routing needs to know about them."""
+    """The alerts of one store, and what routing needs to know about them.
 
-    __slots__ = ("alerts", "last_paged", "last_raised", "open_by_source", "unanswered")
+    Routing asks two things of every page: which bands are busy on an
+    acknowledged alert, and how many open pages each band holds. Both are kept
+    up to date as alerts change (:meth:`release` before a change to an alert's
+    state or bands, :meth:`hold` after), so a page costs the same whether the
+    day has seen ten alerts or ten thousand.
+    """
+
+    __slots__ = (
+        "acked",
+        "alerts",
+        "held",
+        "last_paged",
+        "last_raised",
+        "open_by_source",
+        "unanswered",
+    )
 
     def __init__(self) -> None:
         self.alerts: dict[str, OpenAlert] = {}
+        self.held: dict[str, int] = {}
+        """band -> open alerts whose page it holds now"""
+        self.acked: dict[str, OpenAlert] = {}
+        """Alerts acknowledged and not yet done nor ended (their bands may be busy)"""
         self.open_by_source: dict[tuple[str, str], str] = {}
         """(rule, source key) -> alert id, while open: one open alert per bell and rule"""
         self.unanswered: dict[tuple[str, str], float] = {}
@@ -173,8 +192,38 @@ class AlertBook:
         """(rule, zone) -> latest alert raised there (``group_within``)"""
 
     def add(self, alert: OpenAlert) -> None:
+        known = self.alerts.get(alert.id)
+        if known is not None:
+            self.release(known)
         self.alerts[alert.id] = alert
         self.open_by_source[(alert.rule, alert.source_key)] = alert.id
+        self.hold(alert)
+
+    def release(self, alert: OpenAlert) -> None:
+        """Take the alert out of the routing figures (before changing it)."""
+        band = holder(alert)
+        if band is not None:
+            n = self.held[band] - 1
+            if n:
+                self.held[band] = n
+            else:
+                del self.held[band]
+        self.acked.pop(alert.id, None)
+
+    def hold(self, alert: OpenAlert) -> None:
+        """Put the alert back into the routing figures (after changing it)."""
+        band = holder(alert)
+        if band is not None:
+            self.held[band] = self.held.get(band, 0) + 1
+        elif alert.acked_at is not None and alert.closed_at is None and alert.ended_at is None:
+            self.acked[alert.id] = alert
+
+    def reindex(self) -> None:
+        """Rebuild the routing figures from :attr:`alerts` (after a restore wrote them)."""
+        self.held.clear()
+        self.acked.clear()
+        for alert in self.alerts.values():
+            self.hold(alert)
 
     def open_for(self, rule: str, source_key: str) -> OpenAlert | None:
         alert_id = self.open_by_source.get((rule, source_key))
@@ -192,6 +241,7 @@ class AlertBook:
         ]
         for alert_id in doomed:
             alert = self.alerts.pop(alert_id)
+            self.release(alert)
             self.answered(alert)
         for table in (self.unanswered, self.last_paged, self.last_raised):
             for key in [k for k, t in table.items() if now - t > keep_s]:
@@ -209,20 +259,17 @@ class AlertBook:
         """Bands on an acknowledged alert, not done, acknowledged less than the timeout ago."""
         return frozenset(
             a.acked_by
-            for a in self.alerts.values()
-            if a.acked_by is not None
-            and a.acked_at is not None
-            and a.closed_at is None
-            and now - a.acked_at < timeout_s
+            for a in self.acked.values()
+            if a.acked_by is not None and a.acked_at is not None and now - a.acked_at < timeout_s
         )
 
     def load(self) -> dict[str, int]:
         """Open alerts each band holds now (the fewer, the likelier it gets the next)."""
-        out: dict[str, int] = {}
-        for a in self.alerts.values():
-            # state "open", spelled out: this runs over every alert at every page
-            if a.acked_at is None and a.closed_at is None and a.ended_at is None and a.bands:
-                band = a.paged_band
-                if band is not None:
-                    out[band] = out.get(band, 0) + 1
-        return out
+        return dict(self.held)
+
+
+def holder(alert: OpenAlert) -> str | None:
+    """The band holding an open alert's page (None once acknowledged, done or ended)."""
+    if alert.acked_at is None and alert.closed_at is None and alert.ended_at is None:
+        return alert.paged_band
+    return None

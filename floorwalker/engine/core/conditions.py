@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from floorwalker.engine.core.periods import Calendar
 from floorwalker.engine.core.profiles import Profile
 from floorwalker.rules.model import (
     BirthdayWithin,
@@ -24,6 +25,7 @@ from floorwalker.rules.model import (
     FirstVisit,
     LifetimeValue,
     MarketingConsent,
+    Rule,
     SegmentIn,
     StaffInZone,
     TierIn,
@@ -33,32 +35,29 @@ DAY = 86400.0
 
 
 class Facts:
-    """What conditions may look at; the local time is computed at most once."""
+    """What conditions may look at: the moment (on the store's calendar) and the shopper."""
 
-    __slots__ = ("_local", "bought_at", "previous_visit", "profile", "staff_in_zone", "ts", "tz")
+    __slots__ = ("bought_at", "calendar", "previous_visit", "profile", "staff_in_zone", "ts")
 
     def __init__(
         self,
         ts: float,
-        tz: ZoneInfo,
+        calendar: Calendar,
         profile: Profile | None,
         previous_visit: float | None,
         staff_in_zone: Callable[[], bool],
         bought_at: Callable[[Bought], float | None],
     ) -> None:
         self.ts = ts
-        self.tz = tz
+        self.calendar = calendar
         self.profile = profile
         self.previous_visit = previous_visit
         self.staff_in_zone = staff_in_zone
         self.bought_at = bought_at
-        self._local: datetime | None = None
 
     @property
-    def local(self) -> datetime:
-        if self._local is None:
-            self._local = local_time(self.ts, self.tz)
-        return self._local
+    def today(self) -> date:
+        return self.calendar.day(self.ts).date
 
     def last_visit(self) -> float | None:
         known = self.profile.last_visit if self.profile else None
@@ -77,17 +76,41 @@ def minute_of_day(moment: datetime) -> int:
 
 def in_daypart(part: Daypart, moment: datetime) -> bool:
     """[start, end) in minutes of the local day; a part that wraps midnight is split."""
-    minute = minute_of_day(moment)
+    return in_minutes(part, minute_of_day(moment))
+
+
+def in_minutes(part: Daypart, minute: int) -> bool:
     if part.start_min <= part.end_min:
         return part.start_min <= minute < part.end_min
     return minute >= part.start_min or minute < part.end_min
 
 
 def holds(cond: Condition, facts: Facts) -> bool:
+    return _check_of(cond)(cond, facts)
+
+
+Check = Callable[[Any, Facts], bool]
+Gate = tuple[tuple[Check, Condition, bool, str], ...]
+"""A rule's conditions then its unless clauses, in order: (check, condition, must hold, reason)."""
+
+
+def gate_of(rule: Rule) -> Gate:
+    """Compiled once per rule: no lookup of the check and no reason string per firing."""
+    return tuple(
+        (_check_of(n.condition), n.condition, must, f"{label}:{n.name}")
+        for label, must, named in (
+            ("condition", True, rule.conditions),
+            ("unless", False, rule.unless),
+        )
+        for n in named
+    )
+
+
+def _check_of(cond: Condition) -> Check:
     check = _CHECKS.get(type(cond))
     if check is None:
         raise TypeError(f"unknown condition {cond!r}")
-    return check(cond, facts)
+    return check
 
 
 def _consent(c: MarketingConsent, f: Facts) -> bool:
@@ -117,15 +140,15 @@ def _since_visit(c: DaysSinceLastVisit, f: Facts) -> bool:
 
 
 def _birthday(c: BirthdayWithin, f: Facts) -> bool:
-    return f.profile is not None and _birthday_near(f.profile, f.local.date(), c.days)
+    return f.profile is not None and _birthday_near(f.profile, f.today, c.days)
 
 
 def _weekday(c: DaysOfWeek, f: Facts) -> bool:
-    return f.local.weekday() in c.days
+    return f.calendar.day(f.ts).weekday in c.days
 
 
 def _campaign(c: Campaign, f: Facts) -> bool:
-    today = f.local.date()
+    today = f.today
     return (c.start is None or today >= c.start) and (c.end is None or today <= c.end)
 
 
@@ -146,7 +169,7 @@ _CHECKS: dict[type, Callable[[Any, Facts], bool]] = {
     LifetimeValue: _ltv,
     DaysSinceLastVisit: _since_visit,
     BirthdayWithin: _birthday,
-    Daypart: lambda c, f: in_daypart(c, f.local),
+    Daypart: lambda c, f: in_minutes(c, f.calendar.minute(f.ts)),
     DaysOfWeek: _weekday,
     Campaign: _campaign,
     Bought: _bought,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from floorwalker.engine.core.actions import Action, Offer, coupon_code, stable_id
-from floorwalker.engine.core.conditions import Facts, holds, in_daypart, local_time
+from floorwalker.engine.core.conditions import Facts, in_minutes
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.guards import CouponRecord, Ticket, fatigue_key
 from floorwalker.engine.core.paging import Pager, render
@@ -62,36 +62,42 @@ class Decider:
         self._moment: list[_Candidate] = []
         self.pending = False
         """True while the current moment has offer candidates awaiting arbitration."""
+        self._facts: Facts | None = None
+        self._facts_ctx: Context | None = None
+        """The facts of the last context fired, kept for the next rule on the same signal"""
 
     # ------------------------------------------------------------------ firing
 
     def fire(self, rule: Rule, ctx: Context) -> None:
-        st = self.st
         self.stats.triggered[rule.id] += 1
-        shopper = ctx.shopper
-        profile = self.ports.profiles.get(shopper) if shopper else None
+        facts = self._facts_for(ctx)
+        for check, cond, must, reason in self.st.compiled.gates[rule.id]:
+            if check(cond, facts) != must:
+                self._refuse_all(rule, ctx, reason)
+                return
+        for spec in rule.actions:
+            if isinstance(spec, OfferSpec):
+                self._consider_offer(rule, spec, ctx, facts.profile)
+            else:
+                self.pager.raise_alert(rule, spec, ctx, facts.profile)
+
+    def _facts_for(self, ctx: Context) -> Facts:
+        """One signal's facts, shared by every rule it fires (hundreds, in a big catalog)."""
+        facts = self._facts
+        if facts is not None and self._facts_ctx is ctx and facts.ts == ctx.ts:
+            return facts
+        st, shopper = self.st, ctx.shopper
         slots = st.compiled.bought_slots
-        facts = Facts(
+        facts = self._facts = Facts(
             ctx.ts,
-            st.registry.tzinfo,
-            profile,
+            st.calendar,
+            self.ports.profiles.get(shopper) if shopper else None,
             st.previous_visit(shopper),
             lambda: st.staff.anyone_in(ctx.zone, ctx.ts),
             lambda cond: st.bought.get((slots[cond], shopper)) if shopper else None,
         )
-        for named in rule.conditions:
-            if not holds(named.condition, facts):
-                self._refuse_all(rule, ctx, f"condition:{named.name}")
-                return
-        for named in rule.unless:
-            if holds(named.condition, facts):
-                self._refuse_all(rule, ctx, f"unless:{named.name}")
-                return
-        for spec in rule.actions:
-            if isinstance(spec, OfferSpec):
-                self._consider_offer(rule, spec, ctx, profile)
-            else:
-                self.pager.raise_alert(rule, spec, ctx, profile)
+        self._facts_ctx = ctx
+        return facts
 
     def _refuse_all(self, rule: Rule, ctx: Context, reason: str) -> None:
         stats, store = self.stats, self.st.store
@@ -129,8 +135,8 @@ class Decider:
         st = self.st
         quiet = rule.limits.quiet_hours + st.compiled.ruleset.policy.quiet_hours
         if quiet:
-            moment = local_time(ctx.ts, st.registry.tzinfo)
-            if any(in_daypart(q, moment) for q in quiet):
+            minute = st.calendar.minute(ctx.ts)
+            if any(in_minutes(q, minute) for q in quiet):
                 return "quiet_hours"
         return None
 

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
 from floorwalker.devices.registry import Registry
+from floorwalker.engine.core.conditions import Gate, gate_of
 from floorwalker.rules.model import (
     Absence,
     Bought,
@@ -79,6 +80,8 @@ class CompiledRules:
     stores: Mapping[str, StoreIndex]
     rules: Mapping[str, Rule]
     bought_slots: Mapping[Bought, int]
+    gates: Mapping[str, Gate]
+    """rule id -> its compiled conditions"""
 
     @cached_property
     def fingerprint(self) -> str:
@@ -118,7 +121,8 @@ def compile_rules(ruleset: RuleSet, registries: Mapping[str, Registry]) -> Compi
                 slots[cond] = len(slots)
                 listeners.append(Listener(BOUGHT, None, cond.pattern, slots[cond]))
     stores = {sid: _store_index(reg, listeners) for sid, reg in registries.items()}
-    return CompiledRules(ruleset, stores, {r.id: r for r in rules}, slots)
+    gates = {r.id: gate_of(r) for r in rules}
+    return CompiledRules(ruleset, stores, {r.id: r for r in rules}, slots, gates)
 
 
 def _rule_listeners(rule: Rule) -> Iterable[Listener]:

@@ -131,10 +131,14 @@ class Pager:
 
     def _floor(self, alert: OpenAlert, now: float) -> Floor:
         book, every = self.st.alerts, alert.spec.band_every_s
-        capped = frozenset(
-            band
-            for (rule, band), at in book.last_paged.items()
-            if every and rule == alert.rule and now - at < every
+        capped = (
+            frozenset(
+                band
+                for (rule, band), at in book.last_paged.items()
+                if rule == alert.rule and now - at < every
+            )
+            if every
+            else frozenset()
         )
         busy = book.busy_bands(now, self.settings.busy_timeout_s)
         return Floor(now=now, busy=busy, load=book.load(), capped=capped)
@@ -145,6 +149,7 @@ class Pager:
         alert = book.alerts.get(alert_id)
         if alert is None or alert.answered or alert.ended_at is not None:
             return
+        book.release(alert)
         alert.ended_at = due
         book.answered(alert)  # the next press opens a new alert
         book.unanswered[(alert.rule, alert.source_key)] = due
@@ -152,8 +157,11 @@ class Pager:
         self.ports.journal_save(alert)
 
     def _page(self, alert: OpenAlert, band: str, ts: float) -> None:
+        book = self.st.alerts
+        book.release(alert)
         alert.bands.append(band)
-        self.st.alerts.last_paged[(alert.rule, band)] = ts
+        book.hold(alert)
+        book.last_paged[(alert.rule, band)] = ts
         self.stats.pages[band] += 1
         self.ports.journal_save(alert)  # before the page is published: write-ahead
         page = Alert(
@@ -204,8 +212,11 @@ class Pager:
 
     def answer(self, alert: OpenAlert, ev: StaffAck) -> None:
         """A staff answer: ack/done stop the escalation; decline passes the alert on now."""
+        book = self.st.alerts
+        book.release(alert)
         if ev.action == "decline":
             alert.declined.add(ev.band)
+            book.hold(alert)
             if not alert.answered and alert.ended_at is None:
                 self._reroute(alert, (NextNearest(),), ev.ts)
             self.ports.journal_save(alert)
@@ -213,9 +224,10 @@ class Pager:
         if alert.acked_at is None:
             alert.acked_at, alert.acked_by = ev.ts, ev.band
             self._record_response(alert, ev.ts - alert.created)
-            self.st.alerts.answered(alert)
+            book.answered(alert)
         if ev.action == "done":
             alert.closed_at = ev.ts
+        book.hold(alert)
         self.ports.journal_save(alert)
 
     def _record_response(self, alert: OpenAlert, seconds: float) -> None:

@@ -354,6 +354,7 @@ def _load_alerts(st: StoreState, doc: dict[str, Any]) -> None:
                 bell, summary, advisor, step, bands, set(declined), acked_at, acked_by, closed_at,
                 ended_at, priority,
             )  # fmt: skip
+    book.reindex()
     for rule, key, alert_id in doc["open_by_source"]:
         if alert_id in book.alerts:
             book.open_by_source[(rule, key)] = alert_id

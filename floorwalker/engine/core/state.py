@@ -11,6 +11,7 @@ from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.alerts import AlertBook
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.index import CompiledRules
+from floorwalker.engine.core.periods import Calendar
 from floorwalker.engine.core.presence import PresenceSettings, PresenceTracker
 from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.core.staff import StaffRoster
@@ -29,6 +30,7 @@ class StoreState:
         self.registry = registry
         self.compiled = compiled
         self.index = compiled.stores[registry.store]
+        self.calendar = Calendar(registry.tzinfo)
         self.presence = PresenceTracker(presence)
         self.staff = StaffRoster(registry, staff_presence)
         self.alerts = AlertBook()
@@ -54,6 +56,7 @@ class StoreState:
         self.registry = registry
         self.compiled = compiled
         self.index = compiled.stores[registry.store]
+        self.calendar = Calendar(registry.tzinfo)
         self.staff.registry = registry
         self.generation += 1
 

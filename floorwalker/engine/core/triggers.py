@@ -49,8 +49,13 @@ class Triggers:
         }
 
     def dispatch(self, listeners: Listeners, ctx: Context) -> None:
+        st, fire = self.st, self.decider.fire
         for listener in listeners:
-            if _extra_match(listener, ctx, self.st):
+            if listener.pattern.kind in _EXTRA and not _extra_match(listener, ctx, st):
+                continue
+            if listener.role == FIRE:
+                fire(listener.rule, ctx)  # type: ignore[arg-type]  # FIRE listeners have a rule
+            else:
                 self._apply(listener, ctx)
 
     def _apply(self, lst: Listener, ctx: Context) -> None:
@@ -127,6 +132,10 @@ class Triggers:
         if rule is not None:
             ctx = pending.copy(ts=due, source=pending.source + ":absence")
             self.decider.fire(rule, ctx)
+
+
+_EXTRA = frozenset({"bell", "pos_item", "checkout"})
+"""Pattern kinds with constraints beyond their index key"""
 
 
 def _extra_match(lst: Listener, ctx: Context, st: StoreState) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from floorwalker.engine.core.actions import Decision
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.guards import CounterLimit, Ticket
-from floorwalker.engine.core.periods import period_end, period_key
 from floorwalker.engine.core.ports import Ports
 from floorwalker.engine.core.state import StoreState
 from floorwalker.errors import GuardStoreError
@@ -65,17 +64,15 @@ def cap_counters(
     reason: str,
 ) -> tuple[CounterLimit, ...]:
     """The guard counters of ``caps`` for one shopper at the moment of ``ctx``."""
-    tz = st.registry.tzinfo
+    if not caps:
+        return ()
+    period, ts = st.calendar.period, ctx.ts
     visit = st.visit_start(shopper)
-    return tuple(
-        CounterLimit(
-            f"{prefix}:{cap.period}:{shopper}:{period_key(cap.period, ctx.ts, tz, visit)}",
-            cap.count,
-            period_end(cap.period, ctx.ts, tz, visit_gap_s),
-            reason,
-        )
-        for cap in caps
-    )
+    out = []
+    for cap in caps:
+        key, end = period(cap.period, ts, visit, visit_gap_s)
+        out.append(CounterLimit(f"{prefix}:{cap.period}:{shopper}:{key}", cap.count, end, reason))
+    return tuple(out)
 
 
 def subject_of(ctx: Context) -> str:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from floorwalker.engine.core.conditions import Facts, holds
+from floorwalker.engine.core.periods import Calendar
 from floorwalker.engine.core.profiles import Profile
 from floorwalker.rules.model import (
     BirthdayWithin,
@@ -44,7 +45,7 @@ def facts(
     staff: bool = False,
     bought_at: float | None = None,
 ) -> Facts:
-    return Facts(ts, tz, profile, previous_visit, lambda: staff, lambda _cond: bought_at)
+    return Facts(ts, Calendar(tz), profile, previous_visit, lambda: staff, lambda _cond: bought_at)
 
 
 def born(month: int, day: int) -> Profile:
