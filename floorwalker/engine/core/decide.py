@@ -153,16 +153,19 @@ class Decider:
             if cand.shopper in served:
                 reason: str | None = "outranked"
             else:
-                reason = self.verdicts.admit(self._offer_ticket(cand), ctx.ts, fail_open=False)
+                code = coupon_code(cand.action_id, cand.spec.code_prefix)
+                reason = self.verdicts.admit(
+                    self._offer_ticket(cand, code), ctx.ts, fail_open=False
+                )
             if reason is None:
                 served.add(cand.shopper)
-                self._send_offer(cand)
+                self._send_offer(cand, code)
             else:
                 self.verdicts.decide(
                     ctx.ts, rule.id, "offer", cand.shopper, None, reason, cand.action_id
                 )
 
-    def _offer_ticket(self, c: _Candidate) -> Ticket:
+    def _offer_ticket(self, c: _Candidate, code: str) -> Ticket:
         rule, ctx, st = c.rule, c.ctx, self.st
         policy = st.compiled.ruleset.policy
         gap = self.settings.presence.visit_gap_s
@@ -173,7 +176,6 @@ class Decider:
             st, gap, policy.per_shopper, "cap:*", c.shopper, ctx, "cap_all_rules"
         )
         budget = rule.limits.budget
-        code = coupon_code(c.action_id, c.spec.code_prefix)
         return Ticket(
             action_id=c.action_id,
             counters=counters,
@@ -198,7 +200,7 @@ class Decider:
             ),
         )
 
-    def _send_offer(self, c: _Candidate) -> None:
+    def _send_offer(self, c: _Candidate, code: str) -> None:
         stats, store = self.stats, self.st.store
         ctx, spec = c.ctx, c.spec
         offer = Offer(
@@ -208,7 +210,7 @@ class Decider:
             ts=ctx.ts,
             rule=c.rule.id,
             offer=spec.offer,
-            code=coupon_code(c.action_id, spec.code_prefix),
+            code=code,
             message=render(spec.message, ctx),
             expires=ctx.ts + spec.expires_s,
         )

@@ -98,25 +98,32 @@ class StaffRoster:
             ok = advisor is not None and advisor in self.registry.staff
             usable = ok and advisor not in self.offline and advisor not in exclude
             return advisor if usable else None
-        ranked = self.ranked(zone, exclude, floor)
+        keyed = self._keyed(zone, exclude, floor)
         if isinstance(target, ByRole):
-            ranked = [b for b in ranked if self.registry.staff[b].role == target.role]
+            staff = self.registry.staff
+            keyed = [k for k in keyed if staff[k[-1]].role == target.role]
         elif isinstance(target, Nearest | NextNearest):
             anywhere = target.anywhere if isinstance(target, Nearest) else True
             if not anywhere:
-                ranked = [b for b in ranked if self._tier(b, zone, floor.now)[0] <= SECTION]
-        return ranked[0] if ranked else None
+                keyed = [k for k in keyed if k[0][0] <= SECTION]
+        return min(keyed)[-1] if keyed else None  # only the best is wanted: no sort
 
     def ranked(
         self, zone: str | None, exclude: frozenset[str] = frozenset(), floor: Floor | None = None
     ) -> list[str]:
         """Online bands not excluded, best first."""
-        f = floor or Floor()
-        bands = [b for b in self.registry.staff if b not in self.offline and b not in exclude]
-        return sorted(
-            bands,
-            key=lambda b: (self._tier(b, zone, f.now), b in f.busy, f.load.get(b, 0), b),
-        )
+        return [k[-1] for k in sorted(self._keyed(zone, exclude, floor or Floor()))]
+
+    def _keyed(
+        self, zone: str | None, exclude: frozenset[str], f: Floor
+    ) -> list[tuple[tuple[int, int], bool, int, str]]:
+        """(tier, busy, load, band) of each online band not excluded: smaller is better."""
+        offline, tier, now, busy, load = self.offline, self._tier, f.now, f.busy, f.load
+        return [
+            (tier(b, zone, now), b in busy, load.get(b, 0), b)
+            for b in self.registry.staff
+            if b not in offline and b not in exclude
+        ]
 
     def _tier(self, band: str, zone: str | None, now: float | None = None) -> tuple[int, int]:
         here = self.presence.zone_of(band, now)
