@@ -45,6 +45,10 @@ COUNT_RESET = 6
 BOUGHT = 7
 
 
+EXTRA_KINDS = frozenset({"bell", "pos_item", "checkout"})
+"""Pattern kinds with constraints beyond their index key (checked when found)"""
+
+
 class Listener(NamedTuple):
     role: int
     rule: Rule | None

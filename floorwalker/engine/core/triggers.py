@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from floorwalker.engine.core.awake import Awake, split
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.decide import Decider
 from floorwalker.engine.core.index import (
@@ -19,6 +20,7 @@ from floorwalker.engine.core.index import (
     BOUGHT,
     COUNT_OF,
     COUNT_RESET,
+    EXTRA_KINDS,
     FIRE,
     SEQ_FIRST,
     SEQ_THEN,
@@ -33,7 +35,7 @@ _Window = Callable[[Rule, tuple[str, str], Context], None]
 
 
 class Triggers:
-    __slots__ = ("_windows", "decider", "schedule", "st")
+    __slots__ = ("_awake", "_awake_generation", "_windows", "decider", "schedule", "st")
 
     def __init__(self, st: StoreState, decider: Decider, schedule: Schedule) -> None:
         self.st = st
@@ -47,16 +49,38 @@ class Triggers:
             COUNT_OF: self._count,
             COUNT_RESET: self._count_reset,
         }
+        self._awake: dict[int, Awake] = {}
+        """id(listener list) -> its split for the current interval (derived, never saved)"""
+        self._awake_generation = -1
 
     def dispatch(self, listeners: Listeners, ctx: Context) -> None:
         st, fire = self.st, self.decider.fire
+        if len(listeners) > 1 and self.decider.on_decision is None:
+            # Nobody records each decision: count the sleeping rules' refusals in bulk.
+            listeners = self._awake_only(listeners, ctx.ts)
         for listener in listeners:
-            if listener.pattern.kind in _EXTRA and not _extra_match(listener, ctx, st):
+            if listener.pattern.kind in EXTRA_KINDS and not _extra_match(listener, ctx, st):
                 continue
             if listener.role == FIRE:
                 fire(listener.rule, ctx)  # type: ignore[arg-type]  # FIRE listeners have a rule
             else:
                 self._apply(listener, ctx)
+
+    def _awake_only(self, listeners: Listeners, ts: float) -> Listeners:
+        st = self.st
+        if self._awake_generation != st.generation:
+            self._awake.clear()  # a reload: new listener lists, new rules
+            self._awake_generation = st.generation
+        aw = self._awake.get(id(listeners))
+        if aw is None or not (aw.since <= ts < aw.until):
+            aw = self._awake[id(listeners)] = split(listeners, ts, st.calendar, st.compiled.gates)
+        if aw.asleep:
+            stats = self.decider.stats
+            triggered, suppressed = stats.triggered, stats.suppressed
+            for rule, reason, actions in aw.asleep:
+                triggered[rule] += 1
+                suppressed[(rule, reason)] += actions
+        return aw.listeners
 
     def _apply(self, lst: Listener, ctx: Context) -> None:
         role, rule = lst.role, lst.rule
@@ -132,10 +156,6 @@ class Triggers:
         if rule is not None:
             ctx = pending.copy(ts=due, source=pending.source + ":absence")
             self.decider.fire(rule, ctx)
-
-
-_EXTRA = frozenset({"bell", "pos_item", "checkout"})
-"""Pattern kinds with constraints beyond their index key"""
 
 
 def _extra_match(lst: Listener, ctx: Context, st: StoreState) -> bool:
