@@ -59,7 +59,7 @@ def shifted(events: list[Event], chain: bc._Chain, local_hh_mm: tuple[int, int])
     if target < first:
         target += timedelta(days=1)
     offset = target.timestamp() - events[0].ts
-    return [e._replace(ts=e.ts + offset) for e in events]  # type: ignore[attr-defined]
+    return [e._replace(ts=e.ts + offset) for e in events]
 
 
 def run(
