@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
-EXTRAS = {"bench": ("psutil", "matplotlib"), "demo": ("rich",)}
+EXTRAS = {
+    "bench": ("psutil", "matplotlib"),
+    "demo": ("rich", "starlette", "uvicorn"),
+    "web": ("starlette", "uvicorn"),
+}
 """The optional dependencies (``pip install 'floorwalker[bench]'``) and what they bring.
 ``run``, ``check``, ``replay`` and ``simulate`` need none of them."""
 
@@ -239,7 +243,21 @@ def _add_run(sub: Any) -> None:
         help="seconds between writes of changed stores' state to Redis, e.g. 1s or 500ms;"
         " 0 disables (FLOORWALKER_SNAPSHOT_EVERY_S, default 1s)",
     )
+    _add_floor_page(run)
     run.set_defaults(func=_cmd_run)
+
+
+def _add_floor_page(run: argparse.ArgumentParser) -> None:
+    page = run.add_argument_group("live floor page (pip install 'floorwalker[web]')")
+    page.add_argument("--http-port", type=int, help="serve the floor page on this port (0: free)")
+    page.add_argument("--http-host", help="address to bind (default 127.0.0.1)")
+    page.add_argument(
+        "--http-token",
+        help="the page's access token; prefer FLOORWALKER_HTTP_TOKEN or --http-token-file"
+        " (a command line is public); default: generated into a 0600 file",
+    )
+    page.add_argument("--http-token-file", type=Path, help="file with the token (made if missing)")
+    page.add_argument("--http-report", type=Path, help="HTML file served at /report")
 
 
 def _add_profiles(sub: Any) -> None:
@@ -812,11 +830,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if flags.get("registries"):
         flags["registries"] = tuple(flags["registries"])
     settings = load_settings(flags, config=args.config)
-    with EdgeRunner(settings) as runner:
+    if settings.http_port is not None:
+        _require("web", "run --http-port")
+    with EdgeRunner(settings) as runner, contextlib.ExitStack() as page:
         runner.install_signal_handlers()
         where = f", metrics on :{runner.metrics_port}" if runner.metrics_port else ""
         broker = settings.broker.redact()
         print(f"floorwalker: running on {broker}{where}", file=sys.stderr, flush=True)
+        if settings.http_port is not None:
+            from floorwalker.dashboards.web.server import floor_page
+
+            server = page.enter_context(floor_page(runner))
+            print(f"floorwalker: {server.banner()}", file=sys.stderr, flush=True)
         runner.run()
     return 0
 

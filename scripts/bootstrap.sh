@@ -18,6 +18,8 @@ install_debian_packages() {
     local missing=()
     have mosquitto || missing+=(mosquitto)
     have redis-server || missing+=(redis-server)
+    # The floor page's browser tests (playwright drives this one: it cannot download its own).
+    have chromium || missing+=(chromium)
     if [ ! -x .venv/bin/python ]; then
         have python3 || missing+=(python3)
         # Debian's python3 creates venvs only with python3-venv (ensurepip).
@@ -50,7 +52,7 @@ install_debian_packages() {
     trap - EXIT
 
     local name
-    for name in mosquitto redis-server python3; do
+    for name in mosquitto redis-server chromium python3; do
         have "$name" || { echo "bootstrap: $name still missing after install" >&2; exit 1; }
     done
 }
@@ -76,7 +78,7 @@ install_venv() {
     # Build backends print pages of deprecation warnings even with -q; keep them in
     # a log and show it only when the install fails.
     local log=.venv/.floorwalker-pip.log
-    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench,demo,cluster,cluster-test]' >"$log" 2>&1; then
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench,demo,web,cluster,cluster-test]' >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "bootstrap: pip install failed (full log: $log)" >&2
         exit 1
@@ -86,4 +88,4 @@ install_venv() {
 
 install_debian_packages
 install_venv
-echo "bootstrap: ok (mosquitto, redis-server, .venv)" >&2
+echo "bootstrap: ok (mosquitto, redis-server, chromium, .venv)" >&2

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import math
 import sys
 import threading
 import time
@@ -48,6 +47,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from floorwalker.dashboards.quantiles import histogram_quantile
 from floorwalker.devices.topics import DEFAULT_PREFIX, OutboundKind, action_filters, parse_outbound
 from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
@@ -173,28 +173,6 @@ class Snapshot:
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """The ``q`` quantile of cumulative ``(upper bound, count)`` buckets, as Prometheus does.
-
-    Linear interpolation inside the bucket that holds the rank; the first
-    bucket starts at 0; a rank in the ``+Inf`` bucket answers the highest
-    finite bound. None when nothing was observed.
-    """
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            if count == below:
-                return bound
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    return lower
 
 
 @dataclass(frozen=True, slots=True)

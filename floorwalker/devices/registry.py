@@ -56,6 +56,9 @@ class Zone:
     tags: frozenset[str]
     section: str | None
     adjacent: tuple[str, ...]
+    at: tuple[float, float] | None = None
+    """Where the floor page draws it (``at: [column, row]``, optional); else a layout
+    is made from the adjacency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +293,7 @@ def _zones(b: _Builder, raw: Any) -> dict[str, Zone]:
             tags=frozenset(b.words(spec_map.get("tags"), *at, "tags")),
             section=str(section) if section is not None else None,
             adjacent=tuple(b.words(spec_map.get("adjacent"), *at, "adjacent")),
+            at=_grid_at(b, spec_map.get("at"), str(zid)),
         )
     for zone in zones.values():
         for other in zone.adjacent:
@@ -301,6 +305,27 @@ def _zones(b: _Builder, raw: Any) -> dict[str, Zone]:
                     "adjacent",
                 )
     return zones
+
+
+def _grid_at(b: _Builder, raw: Any, zone: str) -> tuple[float, float] | None:
+    """``at: [column, row]`` (an optional key, read by the floor page only)."""
+    if raw is None:
+        return None
+    ok = (
+        isinstance(raw, list)
+        and len(raw) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        and all(0 <= v <= 1000 for v in raw)
+    )
+    if not ok:
+        b.fail(
+            f"`at` of zone `{zone}` must be [column, row], two numbers from 0 to 1000,"
+            " e.g. at: [2, 0]",
+            "zones",
+            zone,
+            "at",
+        )
+    return float(raw[0]), float(raw[1])
 
 
 def _placed(b: _Builder, raw: Any, what: str, zones: Mapping[str, Zone]) -> dict[str, str]:

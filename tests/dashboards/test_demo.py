@@ -19,10 +19,10 @@ from floorwalker.dashboards.live import (
     Snapshot,
     TailLine,
     describe,
-    histogram_quantile,
     render_plain,
     render_rich,
 )
+from floorwalker.dashboards.quantiles import histogram_quantile
 from floorwalker.simulators.live_devices import StaffCounts, StaffSettings, TrafficPlayer
 from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout, load_tokens
 

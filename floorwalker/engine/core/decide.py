@@ -215,6 +215,7 @@ class Decider:
             expires=ctx.ts + spec.expires_s,
         )
         stats.coupons[c.rule.id] += 1
+        stats.store_coupons[store] += 1
         stats.spent[c.rule.id] = stats.spent.get(c.rule.id, 0.0) + spec.cost
         self.emit(offer)
         self.verdicts.decide(ctx.ts, c.rule.id, "offer", c.shopper, True, "sent", c.action_id)
@@ -228,6 +229,7 @@ class Decider:
             record, refused = None, "guard_store_unavailable"
         if record is not None and refused is None:
             stats.redeemed[record.rule] += 1
+            stats.store_redeemed[self.st.store] += 1
         else:
             stats.redemptions_refused[refused or "unknown_coupon"] += 1
         return record, refused

@@ -26,6 +26,10 @@ class EngineStats:
     suppressed: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(rule, reason) -> count"""
     coupons: Counter[str] = field(default_factory=Counter)
+    store_coupons: Counter[str] = field(default_factory=Counter)
+    """store -> coupons issued there (the floor page's "today")"""
+    store_redeemed: Counter[str] = field(default_factory=Counter)
+    """store -> coupons redeemed there"""
     spent: dict[str, float] = field(default_factory=dict)
     redeemed: Counter[str] = field(default_factory=Counter)
     redemptions_refused: Counter[str] = field(default_factory=Counter)

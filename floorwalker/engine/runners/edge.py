@@ -34,6 +34,7 @@ from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.runners.checkpoint import Checkpointer
+from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.settings import EdgeSettings
@@ -78,6 +79,8 @@ class EdgeRunner:
         self._guard_errors_seen = 0
         self._reconnects_seen = 0
         self.metrics_port: int | None = None
+        self.floor: FloorFeed | None = FloorFeed() if settings.http_port is not None else None
+        """What the floor page shows, published by the core thread (None: no page)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -220,7 +223,7 @@ class EdgeRunner:
         self._final_checkpoint()
 
     def _loop(self, engine: Engine, next_sync: float, next_watch: float) -> None:
-        checkpoint = self.checkpoint
+        checkpoint, floor = self.checkpoint, self.floor
         while not self._stop.is_set():
             item = self._wait(engine)
             now = time.time()
@@ -250,6 +253,8 @@ class EdgeRunner:
                 self._sync_metrics(engine)
             if checkpoint is not None:
                 checkpoint.tick(engine)  # serializes here; a writer thread talks to Redis
+            if floor is not None:
+                floor.tick(engine, mono)  # a frozen picture for the web thread, <= 2x/s
 
     def _wait(self, engine: Engine) -> Inbound | None:
         due = engine.next_due()

@@ -160,6 +160,16 @@ class EdgeSettings(BaseSettings):
     device_silence_s: float = Field(default=300.0, gt=0)
     snapshot_every_s: float = Field(default=1.0, ge=0)
     """Seconds between writes of changed stores' state to Redis; 0 disables."""
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve the live floor page on this port (0: a free one); None: no page."""
+    http_host: str = "127.0.0.1"
+    """Address the floor page binds (``0.0.0.0`` for the store network)."""
+    http_token: SecretStr | None = None
+    """The floor page's access token (``FLOORWALKER_HTTP_TOKEN``); see docs/security.md."""
+    http_token_file: Path | None = None
+    """A file holding the token; created (0600) with a new token when missing."""
+    http_report: Path | None = None
+    """The HTML file served at ``/report`` (today's campaign report)."""
 
     @classmethod
     def settings_customise_sources(
