@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "floorwalker" / "rules" / "catalog"
 DATA = ROOT / "floorwalker" / "simulators" / "data"
-EXTRA_MODULES = ("rich", "psutil", "matplotlib")
+EXTRA_MODULES = ("rich", "psutil", "matplotlib", "starlette", "uvicorn")
 
 # Runs the command line with the extras blocked: importing one raises ImportError,
 # as if it were not installed.
@@ -60,7 +60,14 @@ def test_check_and_replay_run_without_the_extras() -> None:
     assert b'"topic"' in replay.stdout, "the replay wrote actions"
 
 
-@pytest.mark.parametrize(("argv", "extra"), [(("bench", "core"), "bench"), (("demo",), "demo")])
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (("bench", "core"), "bench"),
+        (("demo",), "demo"),
+        (("run", "--registry", str(DATA / "demo-store.yaml"), "--http-port", "0"), "web"),
+    ],
+)
 def test_bench_and_demo_name_the_extra_they_need(argv: tuple[str, ...], extra: str) -> None:
     done = _without_extras(*argv)
     assert done.returncode == 1

@@ -15,7 +15,9 @@ error (one :class:`contextlib.ExitStack`):
 4. starts the simulated staff (:class:`~floorwalker.simulators.live_devices.StaffSimulator`):
    wristbands that acknowledge most alerts after a realistic delay, decline
    some and let some pass, so escalations and response times show;
-5. starts the live dashboard (:mod:`floorwalker.dashboards.live`);
+5. starts the live dashboard (:mod:`floorwalker.dashboards.live`) and the live
+   floor page (:mod:`floorwalker.dashboards.web`, on a free port unless
+   ``http_port`` says which; its token is generated into ``<workdir>/http-token``);
 6. starts the simulated store (:class:`~floorwalker.simulators.live_devices.TrafficPlayer`):
    synthetic traffic of the demo store published live over MQTT, re-timed to
    the wall clock, in blocks of ``block_minutes`` of store time, until stopped.
@@ -55,6 +57,7 @@ from floorwalker.dashboards.live import (
     fmt_elapsed,
     fmt_seconds,
 )
+from floorwalker.dashboards.web.server import FloorServer, floor_page
 from floorwalker.devices.broker_config import SIMULATOR_USER, write_broker_config
 from floorwalker.devices.registry import load_registry
 from floorwalker.engine.core.stats import EngineStats
@@ -107,6 +110,8 @@ class DemoSettings:
     """Rich live display; None: when stdout is a terminal, else plain text lines."""
     refresh_per_second: float = 4.0
     plain_every_s: float = 5.0
+    http_port: int = 0
+    """The floor page's port; 0: a free one."""
 
     def __post_init__(self) -> None:
         if self.minutes is not None and self.minutes <= 0:
@@ -132,6 +137,8 @@ class DemoResult:
     interrupted: bool
     server_pids: tuple[int, ...]
     """Process ids of the Mosquitto and Redis the demo started (all stopped by now)."""
+    page_url: str
+    """Where the floor page was (its token was in ``<workdir>/http-token``)."""
 
 
 # --------------------------------------------------------------------------- the demo
@@ -242,6 +249,7 @@ class _Running:
     snapshot: Callable[[], Snapshot]
     server_pids: tuple[int, ...]
     started: float
+    page: FloorServer
 
 
 def _start(
@@ -279,10 +287,13 @@ def _start(
         metrics_port=0,
         prefix=s.prefix,
         client_id="floorwalker-demo-edge",
+        http_port=s.http_port,
+        http_token_file=workdir / "http-token",
     )
     runner = stack.enter_context(running(edge))
     if not runner.link.connected.wait(10.0):
         raise ServiceError(f"the edge runner could not connect to {broker.url}")
+    page = stack.enter_context(floor_page(runner))
     tail = ActionTail(devices, prefix=s.prefix).start()
     stack.callback(tail.stop)
     staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
@@ -314,7 +325,7 @@ def _start(
             notes=tuple(notes.lines),
         )
 
-    _print_where(out, s, broker, redis, runner, profiles, registry, timezone, tz)
+    _print_where(out, s, broker, redis, runner, page, profiles, registry, timezone, tz)
     dashboard = LiveDashboard(
         snapshot,
         out=out,
@@ -327,7 +338,7 @@ def _start(
     player.start()
     stack.callback(player.stop)
     return _Running(
-        runner, tail, staff, player, dashboard, snapshot, (broker.pid, redis.pid), started
+        runner, tail, staff, player, dashboard, snapshot, (broker.pid, redis.pid), started, page
     )
 
 
@@ -354,6 +365,7 @@ def _finish(demo: _Running, interrupted: bool) -> DemoResult:
         elapsed_s=time.monotonic() - demo.started,
         interrupted=interrupted,
         server_pids=demo.server_pids,
+        page_url=demo.page.url,
     )
 
 
@@ -378,6 +390,7 @@ def _print_where(
     broker: services.RunningService,
     redis: services.RunningService,
     runner: EdgeRunner,
+    page: FloorServer,
     profiles: int,
     registry: Path,
     timezone: str,
@@ -400,6 +413,8 @@ def _print_where(
         f"-t '{s.prefix}/#' -v",
         f"  redis    {redis.url}   ({profiles} shopper profiles imported)",
         f"  metrics  http://127.0.0.1:{runner.metrics_port}/metrics",
+        f"  page     {page.url}   (the live floor page; its token is in {page.token.file}:",
+        f"           open {page.url}?token=$(cat {page.token.file}) )",
         f"  store    {registry} with the rules in {s.rules}",
         f"  clock    store time {clock} ({timezone}: {why})",
         f"  traffic  {s.shoppers} shoppers per 10 min, seed {s.seed}, speed {s.speed:g}x, {length}",

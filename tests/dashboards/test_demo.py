@@ -5,15 +5,22 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import threading
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from rich.console import Console
 
 from floorwalker.cli import _parser
-from floorwalker.dashboards.demo import DemoSettings, demo_timezone, run_demo
+from floorwalker.dashboards.demo import DemoResult, DemoSettings, demo_timezone, run_demo
 from floorwalker.dashboards.live import (
     LiveDashboard,
     Snapshot,
@@ -186,9 +193,10 @@ def test_cli_demo_options() -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-def test_live_demo_runs_end_to_end_and_cleans_up() -> None:
+def test_live_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     out = io.StringIO()  # not a terminal: the dashboard prints plain lines
     settings = DemoSettings(
+        workdir=tmp_path,
         minutes=0.4,
         shoppers=300,
         speed=5.0,
@@ -199,8 +207,18 @@ def test_live_demo_runs_end_to_end_and_cleans_up() -> None:
             ack_delay_s=(1.0, 6.0), decline_delay_s=(0.5, 2.0), done_after_s=(2, 8)
         ),
     )
-    result = run_demo(settings, out=out)
+    done: list[DemoResult] = []
+    demo = threading.Thread(target=lambda: done.append(run_demo(settings, out=out)))
+    demo.start()
+    page = _floor_page_while_running(out, tmp_path / "http-token")
+    demo.join(100)
+    (result,) = done
     text = out.getvalue()
+    assert page["store"] == "s001" and len(page["zones"]) == len(
+        load_layout(DEMO_REGISTRY).registry.zones
+    )
+    assert result.page_url in text and f"{tmp_path / 'http-token'}" in text
+    assert (tmp_path / "http-token").read_text().strip() not in text
 
     assert not result.interrupted
     assert result.published > 1000
@@ -228,3 +246,20 @@ def test_live_demo_runs_end_to_end_and_cleans_up() -> None:
             os.kill(pid, 0)
     leftovers = [t.name for t in threading.enumerate() if t.name.startswith("floorwalker-")]
     assert leftovers == []
+
+
+def _floor_page_while_running(out: io.StringIO, token_file: Path) -> dict[str, Any]:
+    """The demo's floor page, read while the demo runs: 401 without the token, data with it."""
+    deadline = time.monotonic() + 60
+    while (found := re.search(r"page     (http://127\.0\.0\.1:\d+/)", out.getvalue())) is None:
+        assert time.monotonic() < deadline, out.getvalue()
+        time.sleep(0.1)
+    url = found[1] + "api/state"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(url, timeout=5)
+    assert denied.value.code == 401
+    token = token_file.read_text(encoding="utf-8").strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        state: dict[str, Any] = orjson.loads(resp.read())
+    return state

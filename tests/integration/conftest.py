@@ -40,12 +40,15 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import Browser, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+from floorwalker import services
 from floorwalker.engine.core.profiles import Profile
 from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
+from floorwalker.errors import ServiceError
 from tests.conftest import SessionBroker
 from tests.engine.conftest import STORE
 
@@ -580,7 +583,12 @@ def start_process(
     engine = session_broker.address("engine")
 
     def start(
-        files: StoreFiles, *, redis: str, client_id: str, env_extra: Mapping[str, str] = {}
+        files: StoreFiles,
+        *,
+        redis: str,
+        client_id: str,
+        env_extra: Mapping[str, str] = {},
+        args: Iterable[str] = (),
     ) -> RunnerProcess:
         argv = [
             str(FLOORWALKER),
@@ -601,6 +609,7 @@ def start_process(
             client_id,
             "--prefix",
             unique_prefix,
+            *args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
         env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"
@@ -615,6 +624,27 @@ def start_process(
     finally:
         for proc in started:
             proc.stop()
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """Debian's headless chromium, driven by playwright (which cannot download its own here)."""
+    try:
+        executable = services.find_binary("chromium")
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with sync_playwright() as pw:
+        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+        browser = pw.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 # --------------------------------------------------------------------------- metrics

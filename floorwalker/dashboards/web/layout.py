@@ -103,9 +103,9 @@ def _free_near(origin: Cell, neighbours: list[Cell], taken: set[tuple[int, int]]
                 key=lambda c: (
                     round(sum(math.dist(c, n) for n in neighbours), 9),
                     abs(c[0] - ox) + abs(c[1] - oy),  # straight before diagonal
-                    abs(c[1] - oy),  # a floor reads left to right: rows before columns
-                    c[1],
-                    c[0],
+                    abs(c[1] - oy),  # a floor reads left to right: along the row first,
+                    ox - c[0],  # to the right before the left,
+                    oy - c[1],  # and below before above
                 ),
             )
             return float(best[0]), float(best[1])

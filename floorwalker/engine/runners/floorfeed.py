@@ -59,7 +59,7 @@ class _Day:
 
 
 class FloorFeed:
-    """An engine's latest floor picture: :meth:`tick` on the core thread, :attr:`latest` anywhere."""
+    """An engine's latest floor picture: :meth:`tick` on the core thread, `latest` anywhere."""
 
     def __init__(
         self, interval_s: float = DEFAULT_INTERVAL_S, *, clock: Callable[[], float] = time.time

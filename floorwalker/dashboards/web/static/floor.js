@@ -76,16 +76,16 @@
       g.appendChild(svg("rect", { x, y, width: CELL_W, height: CELL_H, fill: shade(z.shoppers, most) }));
       const dark = z.shoppers > 0 && z.shoppers / Math.max(most, 4) > 0.55;
       const ink = dark ? "#ffffff" : "#1d2733";
-      g.appendChild(svg("text", { x: x + 8, y: y + 16, fill: ink }, z.id));
-      g.appendChild(svg("text", { x: x + 8, y: y + 40, class: "count", fill: ink }, z.shoppers));
-      g.appendChild(svg("text", { x: x + 8 + String(z.shoppers).length * 10 + 4, y: y + 40, fill: ink },
+      g.appendChild(svg("text", { x: x + 8, y: y + 20, fill: ink }, z.id));
+      g.appendChild(svg("text", { x: x + 8, y: y + 48, class: "count", fill: ink }, z.shoppers));
+      g.appendChild(svg("text", { x: x + 8 + String(z.shoppers).length * 15 + 6, y: y + 48, fill: ink },
         z.shoppers === 1 ? "shopper" : "shoppers"));
       (staffIn[z.id] || []).forEach((b, k) => {
         const cls = ["band", b.alerts.length ? "alerted" : "", b.online ? "" : "offline"].join(" ").trim();
         const dot = svg("g", { class: cls, "data-band": b.band });
-        const cx = x + 16 + k * 24, cy = y + CELL_H - 16;
+        const cx = x + 18 + k * 28, cy = y + CELL_H - 18;
         dot.appendChild(svg("title", {}, `${b.name} (${b.role})${b.alerts.length ? `, ${b.alerts.length} open alert(s)` : ""}`));
-        dot.appendChild(svg("circle", { cx, cy, r: 10 }));
+        dot.appendChild(svg("circle", { cx, cy, r: 12 }));
         dot.appendChild(svg("text", { x: cx, y: cy }, initials(b.name)));
         g.appendChild(dot);
       });
