@@ -24,7 +24,12 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from floorwalker import services
-from tests.engine.conftest import STORE
+from floorwalker.dashboards.web.auth import PageToken
+from floorwalker.dashboards.web.server import serve
+from floorwalker.devices.registry import Registry
+from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.runners.floorfeed import FloorFeed
+from tests.engine.conftest import PERMISSIVE_POLICY, STORE, write_rules
 from tests.integration.conftest import (
     Lingering,
     Probe,
@@ -157,3 +162,34 @@ def test_the_floor_page_shows_the_store_and_a_bell_press_live(
     log = proc.log.read_text(encoding="utf-8", errors="replace")
     assert "floor page http://127.0.0.1:" in log and str(token_file) in log
     assert secret not in log
+
+
+def test_the_store_picker_switches_between_the_stores_of_one_runner(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", {"bell": bell_rule("pick-bell")}, PERMISSIVE_POLICY)
+    small = {
+        "store": "s002",
+        "timezone": "Europe/Paris",
+        "zones": {"door": {"adjacent": ["till"]}, "till": {}},
+    }
+    engine = Engine(
+        rules, {"s001": Registry.from_mapping(STORE), "s002": Registry.from_mapping(small)}
+    )
+    feed = FloorFeed()
+    feed.publish(engine)
+    secret = "picker-token-0123456789abcdef"
+    with serve(feed, PageToken(secret, "as given")) as server:
+        page = chromium.new_page()
+        try:
+            page.goto(f"{server.url}?token={secret}")
+            page.wait_for_selector("#store-picker option[value=s002]", state="attached")
+            assert page.is_visible("#store-picker")
+            page.wait_for_selector('#floor [data-zone="dairy-chilled"]')
+            page.select_option("#store-picker", "s002")
+            page.wait_for_selector('#floor [data-zone="till"]')
+            assert page.inner_text("#store-name") == "s002"
+            assert page.locator("#floor [data-zone]").count() == 2
+            assert page.url.endswith("?store=s002")
+        finally:
+            page.close()

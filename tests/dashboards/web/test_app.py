@@ -21,6 +21,8 @@ import pytest
 from floorwalker.dashboards.web.app import PageSettings
 from floorwalker.dashboards.web.auth import COOKIE, PageToken, resolve_token
 from floorwalker.dashboards.web.server import FloorServer, RedactTokens, serve
+from floorwalker.devices.registry import Registry
+from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.engine.runners.metrics import Metrics
@@ -198,3 +200,19 @@ def test_a_missing_token_is_generated_into_a_private_file_and_kept(tmp_path: Pat
     assert resolve_token(TOKEN, path, 8080).value == TOKEN
     with pytest.raises(ConfigError, match="at least 16"):
         resolve_token("short", None, 8080)
+
+
+def test_a_runner_with_two_stores_lists_both_and_asks_which(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "rules", {"bell": BELL}, PERMISSIVE_POLICY)
+    other = {**STORE, "store": "s002"}
+    registries = {"s001": Registry.from_mapping(STORE), "s002": Registry.from_mapping(other)}
+    engine = Engine(rules, registries)
+    feed = FloorFeed()
+    feed.publish(engine)
+    with serve(feed, PageToken(TOKEN, "as given")) as running:
+        status, _, body = get(running, "/api/stores", bearer())
+        assert [s["store"] for s in orjson.loads(body)["stores"]] == ["s001", "s002"]
+        status, _, body = get(running, "/api/state", bearer())
+        assert status == 404 and orjson.loads(body)["stores"] == ["s001", "s002"]
+        status, _, body = get(running, "/api/state?store=s002", bearer())
+        assert status == 200 and orjson.loads(body)["store"] == "s002"
