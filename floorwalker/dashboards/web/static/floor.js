@@ -99,39 +99,53 @@
     return people.map((p) => p.name).join(" → ") || "nobody (no staff available)";
   }
 
-  function drawAlerts(state) {
-    const list = $("alerts");
-    list.replaceChildren();
-    const open = state.alerts.filter((a) => a.state === "open").length;
-    $("alert-count").textContent = open;
-    $("no-alerts").hidden = state.alerts.length > 0;
-    for (const a of state.alerts) {
-      const li = el("li", { class: a.state, "data-alert": a.id, "data-rule": a.rule, "data-zone": a.zone });
-      const head = el("div", { class: "alert-head" });
-      head.append(el("span", { class: "rule" }, a.rule), el("span", { class: "zone" }, a.zone || "(no zone)"),
-        el("span", { class: "priority" }, a.priority),
-        el("span", { class: "step", "data-step": a.step }, `step ${a.step} of ${a.steps}`));
-      li.appendChild(head);
-      li.appendChild(el("div", { class: "alert-msg" }, a.message));
-      li.appendChild(el("div", { class: "alert-who" }, `paged: ${who(a.paged)}`));
-      const when = el("div", { class: "alert-when" });
-      if (a.state === "open" && a.next_escalation) {
-        when.append("next escalation in ",
-          el("span", { class: "countdown", "data-due": a.next_escalation.ts }, seconds(a.next_escalation.in_s)),
-          ` (${a.next_escalation.at.slice(11, 19)})`);
-      } else if (a.state === "open" && a.unanswered_at) {
-        when.append("last step; unanswered in ",
-          el("span", { class: "countdown", "data-due": a.unanswered_at.ts }, seconds(a.unanswered_at.in_s)));
-      } else if (a.state === "acknowledged") {
-        const late = a.target_s !== null && a.response_s > a.target_s;
-        when.textContent = `${a.acked_by ? a.acked_by.name : "someone"} is on it, answered after ` +
-          `${seconds(a.response_s)}${a.target_s !== null ? ` (target ${seconds(a.target_s)}${late ? ", late" : ""})` : ""}`;
-      } else if (a.state === "unanswered") {
-        when.textContent = `nobody answered (raised ${seconds(a.age_s)} ago)`;
-      }
-      li.appendChild(when);
-      list.appendChild(li);
+  const SHOWN_ANSWERED = 6; // the latest few handled / unanswered alerts; all open ones
+
+  function alertItem(a) {
+    const li = el("li", { class: a.state, "data-alert": a.id, "data-rule": a.rule, "data-zone": a.zone });
+    const head = el("div", { class: "alert-head" });
+    head.append(el("span", { class: "rule" }, a.rule), el("span", { class: "zone" }, a.zone || "(no zone)"),
+      el("span", { class: "priority" }, a.priority),
+      el("span", { class: "step", "data-step": a.step }, `step ${a.step} of ${a.steps}`));
+    li.appendChild(head);
+    li.appendChild(el("div", { class: "alert-msg" }, a.message));
+    li.appendChild(el("div", { class: "alert-who" }, `paged: ${who(a.paged)}`));
+    const when = el("div", { class: "alert-when" });
+    if (a.state === "open" && a.next_escalation) {
+      when.append("next escalation in ",
+        el("span", { class: "countdown", "data-due": a.next_escalation.ts }, seconds(a.next_escalation.in_s)),
+        ` (${a.next_escalation.at.slice(11, 19)})`);
+    } else if (a.state === "open" && a.unanswered_at) {
+      when.append("last step; unanswered in ",
+        el("span", { class: "countdown", "data-due": a.unanswered_at.ts }, seconds(a.unanswered_at.in_s)));
+    } else if (a.state === "acknowledged") {
+      const late = a.target_s !== null && a.response_s > a.target_s;
+      when.textContent = `${a.acked_by ? a.acked_by.name : "someone"} is on it, answered after ` +
+        `${seconds(a.response_s)}${a.target_s !== null ? ` (target ${seconds(a.target_s)}${late ? ", late" : ""})` : ""}`;
+    } else if (a.state === "unanswered") {
+      when.textContent = `nobody answered; raised ${seconds(a.age_s)} ago, paged ${who(a.paged)}`;
     }
+    li.appendChild(when);
+    return li;
+  }
+
+  function fill(listId, countId, alerts, limit) {
+    const shown = limit === undefined ? alerts : alerts.slice(-limit).reverse(); // newest first
+    $(listId).replaceChildren(...shown.map(alertItem));
+    if (countId) {
+      $(countId).textContent = alerts.length > shown.length
+        ? `(latest ${shown.length} of ${alerts.length})` : `(${alerts.length})`;
+    }
+  }
+
+  function drawAlerts(state) {
+    const by = (s) => state.alerts.filter((a) => a.state === s);
+    const open = by("open");
+    $("alert-count").textContent = open.length;
+    $("no-alerts").hidden = open.length > 0;
+    fill("alerts", null, open);
+    fill("handled", "handled-count", by("acknowledged"), SHOWN_ANSWERED);
+    fill("unanswered", "unanswered-count", by("unanswered"), SHOWN_ANSWERED);
   }
 
   function tick() {
@@ -168,8 +182,8 @@
       ["open alerts", c.open_alerts],
       [`coupons issued (since ${since})`, c.coupons_issued_today],
       [`coupons redeemed (since ${since})`, c.coupons_redeemed_today],
-      ["decision latency p50 / p99", `${seconds(c.decision_latency_p50_s)} / ${seconds(c.decision_latency_p99_s)}`],
-      ["engine share p50 / p99", `${seconds(c.arrival_latency_p50_s)} / ${seconds(c.arrival_latency_p99_s)}`],
+      ["decision latency, device → publish, p50 / p99", `${seconds(c.decision_latency_p50_s)} / ${seconds(c.decision_latency_p99_s)}`],
+      ["arrival → publish (the engine's share) p50 / p99", `${seconds(c.arrival_latency_p50_s)} / ${seconds(c.arrival_latency_p99_s)}`],
       ["dead letters", c.deadletters + (c.deadletters ? ` (${Object.entries(c.deadletters_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")})` : "")],
     ];
     const dl = $("counters");
