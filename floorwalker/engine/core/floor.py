@@ -143,10 +143,16 @@ def store_floor(
 def _shoppers(store: Store, registry: Registry, now: float) -> dict[str, int]:
     counts = dict.fromkeys(registry.zones, 0)
     presence = store.state.presence
+    # Every leave gap is at least leave_after_s: most shoppers were seen more recently
+    # than that, and need no gap of their own (the one loop here that grows with traffic).
+    surely_here = presence.settings.leave_after_s
     for subject, p in presence.states.items():
         zone = p.zone
+        if zone is None or zone not in counts:
+            continue
+        age = now - p.last_seen
         # Unseen for the leave gap: gone, whether or not a leave timer has noticed yet.
-        if zone in counts and now - p.last_seen < presence.leave_gap(p, subject):
+        if age < surely_here or age < presence.leave_gap(p, subject):
             counts[zone] += 1
     return counts
 
