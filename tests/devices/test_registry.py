@@ -153,6 +153,12 @@ BAD_FILES: list[tuple[str, str, str, int | None]] = [
         "duplicate key `b-door-1`",
         7,
     ),
+    (
+        "a zone's place is not two numbers",
+        SAMPLE_YAML.replace("{tags: [coffee-bar], section: grocery}", "{tags: [], at: [1]}"),
+        "`at` of zone `coffee-bar` must be [column, row]",
+        6,
+    ),
     ("not YAML", SAMPLE_YAML + "  : - [\n", "not valid YAML", None),
     ("a list, not a mapping", "- store: s001\n", "a registry is a YAML mapping", 1),
     ("empty file", "", "a registry is a YAML mapping", 1),
@@ -286,3 +292,11 @@ def test_an_unforeseen_failure_is_still_a_config_error(
     with pytest.raises(ConfigError, match=r"could not be read \(RecursionError\)") as info:
         load_registry(sample_yaml)
     assert (info.value.line, info.value.col) == (1, 1)
+
+
+def test_a_zone_may_say_where_the_floor_page_draws_it() -> None:
+    data = yaml.safe_load(SAMPLE_YAML)
+    data["zones"]["entrance"]["at"] = [2, 0.5]
+    reg = Registry.from_mapping(data)
+    assert reg.zones["entrance"].at == (2.0, 0.5)
+    assert reg.zones["coffee-bar"].at is None

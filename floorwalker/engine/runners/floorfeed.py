@@ -12,10 +12,11 @@ A snapshot's :attr:`~FloorSnapshot.version` moves only when something a
 person would see changed (shoppers per zone, bands, alerts, counts), so a
 page can push on change and otherwise keep quiet.
 
-Coupons "today": the core counts coupons per store since it started; the
-feed remembers each store's count at the store-local midnight it last saw
-and reports the difference, with the time it counts from (the runner's
-start, when that was today).
+Coupons "today": the core counts coupons per store since it started; when
+a store's local date changes between two builds, the feed takes the counts
+of the last build before it as the new day's base (what came in between
+counts for the new day) and reports the difference, with the time it counts
+from (store-local midnight, or the runner's start when that was today).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class FloorSnapshot:
 class _Day:
     date: str
     issued: int
+    """The count today's figure starts from (the last one seen on the day before)."""
     redeemed: int
     since: float
+    seen: tuple[int, int] = (0, 0)
+    """Counts at the previous build: the base if the day changes before the next."""
 
 
 class FloorFeed:
@@ -100,7 +104,8 @@ class FloorFeed:
         elif day.date != date:
             midnight = datetime.combine(local.date(), day_time(0), local.tzinfo).timestamp()
             day.date, day.since = date, midnight
-            day.issued, day.redeemed = floor.coupons_issued, floor.coupons_redeemed
+            day.issued, day.redeemed = day.seen  # what came since counts for the new day
+        day.seen = (floor.coupons_issued, floor.coupons_redeemed)
         return DayCount(
             floor.coupons_issued - day.issued, floor.coupons_redeemed - day.redeemed, day.since
         )

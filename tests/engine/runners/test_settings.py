@@ -291,3 +291,16 @@ def test_parse_interval() -> None:
         parse_interval("-1s")
     with pytest.raises(ValueError):
         parse_interval("5 ms")
+
+
+def test_floor_page_settings_from_flags_and_the_environment() -> None:
+    secret = "page-token-from-the-env-0123"
+    env = {"FLOORWALKER_HTTP_TOKEN": secret, "FLOORWALKER_HTTP_HOST": "0.0.0.0"}
+    flags = run_flags(["--registry", "a.yaml", "--http-port", "8080", "--http-report", "r.html"])
+    s = load_settings(flags, environ=env)
+    assert (s.http_port, s.http_host, s.http_report) == (8080, "0.0.0.0", Path("r.html"))
+    assert s.http_token is not None and s.http_token.get_secret_value() == secret
+    assert secret not in repr(s) and secret not in str(s)
+    assert load_settings({"registries": (REG,)}, environ={}).http_port is None
+    with pytest.raises(ConfigError, match="--http-port"):
+        load_settings(run_flags(["--registry", "a.yaml", "--http-port", "70000"]), environ={})
