@@ -65,6 +65,7 @@ def test_results_have_every_measurement(results: dict[str, Any]) -> None:
     assert set(results["targets"]) == {
         "core_events_per_s",
         "extra_rules_ratio",
+        "extra_realistic_ratio",
         "bytes_per_active_shopper",
         "snapshot_bytes_per_active_shopper",
         "snapshot_snapshot_ms",
