@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ReplayState,
         Stop,
     )
+    from floorwalker.rules.model import RuleSet
 
 DATA = Path(__file__).parent / "simulators" / "data"
 CATALOG = Path(__file__).parent / "rules" / "catalog"
@@ -684,8 +685,7 @@ def _replay(
     from floorwalker.devices.registry import load_registries
     from floorwalker.engine.core.profiles import ProfileBook
     from floorwalker.engine.runners.replay import Capture, Replay, write_jsonl
-    from floorwalker.engine.runners.summary import format_summary, response_targets
-    from floorwalker.engine.runners.summary import summary_json as summary_json_of
+    from floorwalker.engine.runners.summary import never_triggered_records
     from floorwalker.rules.loader import load_rules_for
 
     pieces = pieces or _Pieces()
@@ -722,15 +722,34 @@ def _replay(
         elif stop is not None and pieces.until is not None:
             replay.pause(pieces.until, out)
         sys.stdout.flush()
+        if decisions is not None:
+            for record in never_triggered_records(replay.engine.stats, ruleset):
+                fh.write(orjson.dumps(record) + b"\n")
     if pieces.save_state is not None:
         _save(replay, pieces, stop, capture_path)
-    stats = replay.engine.stats
-    targets = response_targets(ruleset)
-    sys.stderr.write(format_summary(stats, targets))
-    if summary_json is not None:
-        doc = summary_json_of(stats, targets)
-        summary_json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    _write_summary(replay, ruleset, summary_json)
     return 0
+
+
+def _write_summary(replay: Replay, ruleset: RuleSet, summary_json: Path | None) -> None:
+    """The per-rule summary to stderr (and ``--summary-json``): every rule, with budgets."""
+    import math
+
+    from floorwalker.engine.runners.summary import (
+        budget_summaries,
+        format_summary,
+        response_targets,
+    )
+    from floorwalker.engine.runners.summary import summary_json as summary_json_of
+
+    stats, clock = replay.engine.stats, replay.engine.clock
+    targets = response_targets(ruleset)
+    rules = [rule.id for rule in ruleset.rules]
+    budgets = budget_summaries(ruleset, replay.guards, clock if math.isfinite(clock) else None)
+    sys.stderr.write(format_summary(stats, targets, rules=rules, budgets=budgets))
+    if summary_json is not None:
+        doc = summary_json_of(stats, targets, rules=rules, budgets=budgets)
+        summary_json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 def _load(replay: Replay, path: Path) -> ReplayState:

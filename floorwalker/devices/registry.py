@@ -85,6 +85,9 @@ class Registry:
     gateways: frozenset[str]
     terminals: frozenset[str]
     staff: Mapping[str, StaffMember]
+    terminal_zones: Mapping[str, str] = field(default_factory=dict)
+    """terminal id -> zone, for the terminals the file places (``terminals: {pos-1:
+    {zone: checkout}}``; the list form places none)"""
     tzinfo: ZoneInfo = field(init=False, compare=False, repr=False)
     zones_by_tag: Mapping[str, frozenset[str]] = field(init=False, compare=False, repr=False)
     distance: Mapping[tuple[str, str], int] = field(init=False, compare=False, repr=False)
@@ -111,6 +114,16 @@ class Registry:
         if a == b:
             return 0
         return self.distance.get((a, b), UNREACHABLE)
+
+    def pos_zone(self, terminal: str | None) -> str | None:
+        """Where a POS terminal stands: its zone in the file, else the store's zone tagged
+        ``checkout`` (the first by id), else None."""
+        if terminal is not None:
+            placed = self.terminal_zones.get(terminal)
+            if placed is not None:
+                return placed
+        checkouts = self.zones_by_tag.get("checkout")
+        return min(checkouts) if checkouts else None
 
     def knows_device(self, device: str) -> bool:
         return (
@@ -277,6 +290,7 @@ def _build(data: Mapping[str, Any], source: str, lines: _Lines = _no_lines) -> R
         gateways=frozenset(_ids(b, data.get("gateways"), "gateways")),
         terminals=frozenset(_ids(b, data.get("terminals"), "terminals")),
         staff=_staff(b, data.get("staff")),
+        terminal_zones=_terminal_zones(b, data.get("terminals"), zones),
     )
 
 
@@ -344,6 +358,16 @@ def _placed(b: _Builder, raw: Any, what: str, zones: Mapping[str, Zone]) -> dict
             )
         placed[dev_id] = zone
     return placed
+
+
+def _terminal_zones(b: _Builder, raw: Any, zones: Mapping[str, Zone]) -> dict[str, str]:
+    """The zones of the terminals written as a mapping with a ``zone`` (others: none)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    placed = {
+        str(dev): spec for dev, spec in raw.items() if isinstance(spec, Mapping) and "zone" in spec
+    }
+    return _placed(b, placed, "terminals", zones) if placed else {}
 
 
 def _staff(b: _Builder, raw: Any) -> dict[str, StaffMember]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Any, NamedTuple
 
 from floorwalker.devices.topics import alert_topic, offer_topic
@@ -96,12 +97,29 @@ class Alert(NamedTuple):
             "message": self.message,
             "step": self.step,
         }
+        if not self.zone:
+            del out["zone"]  # no zone known (a store with no placed terminal nor checkout zone)
         if self.shopper is not None:
             out["shopper"] = self.shopper
         return out
 
 
 Action = Offer | Alert
+
+
+def local_iso(ts: float, tz: tzinfo) -> str:
+    """``ts`` as ISO 8601 in store time, to the millisecond: 2026-11-23T08:31:02.120+08:00."""
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
+
+
+def wire_payload(action: Action, tz: tzinfo | None) -> dict[str, Any]:
+    """What runners publish and write: the contract payload plus ``ts_local``, the ``ts``
+    in the store's time (payloads may carry fields beyond the contract's; receivers
+    ignore the ones they do not know)."""
+    out = action.payload()
+    if tz is not None:
+        out["ts_local"] = local_iso(action.ts, tz)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,10 @@ class Decision:
     reason: str
     """``sent``, or the suppression reason (``cap``, ``holdout``, ``condition:tier`` ...)"""
     action_id: str
+    candidate: str | None = None
+    """The firing this decision belongs to (``c-`` + a stable id of rule, store and cause):
+    every action of one firing shares it, so reports count candidates, not actions.
+    None for follow-ups of an alert already decided (escalation steps, re-routes)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,4 +152,26 @@ class Decision:
             "outcome": "sent" if self.sent else "suppressed",
             "reason": self.reason,
             "action_id": self.action_id,
+            "candidate": self.candidate,
         }
+
+
+AUDIENCE_REASONS = frozenset({"no_consent", "no_shopper"})
+"""Suppressions that say "not this rule's audience", besides ``condition:*`` and ``unless:*``."""
+
+
+def reason_class(reason: str) -> str:
+    """``sent``, ``audience`` (wrong audience: conditions, consent), ``holdout`` or ``blocked``
+    (a guard, the schedule, arbitration or staffing stopped an action meant for this one)."""
+    if reason == "sent":
+        return "sent"
+    if reason == "holdout":
+        return "holdout"
+    if is_condition(reason) or reason in AUDIENCE_REASONS:
+        return "audience"
+    return "blocked"
+
+
+def is_condition(reason: str) -> bool:
+    """A suppression by the rule's own ``if`` / ``unless`` conditions (once per candidate)."""
+    return reason.startswith(("condition:", "unless:"))

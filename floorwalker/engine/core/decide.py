@@ -21,7 +21,7 @@ from typing import NamedTuple
 from floorwalker.engine.core.actions import Action, Offer, coupon_code, stable_id
 from floorwalker.engine.core.conditions import Facts, in_minutes
 from floorwalker.engine.core.context import Context
-from floorwalker.engine.core.guards import CouponRecord, Ticket, fatigue_key
+from floorwalker.engine.core.guards import CouponRecord, Ticket, budget_key, fatigue_key
 from floorwalker.engine.core.paging import Pager, render
 from floorwalker.engine.core.ports import Ports, Schedule
 from floorwalker.engine.core.profiles import Profile
@@ -101,6 +101,7 @@ class Decider:
 
     def _refuse_all(self, rule: Rule, ctx: Context, reason: str) -> None:
         stats, store = self.stats, self.st.store
+        stats.filtered[(rule.id, reason)] += 1  # once per candidate, whatever its actions
         for spec in rule.actions:
             if self.on_decision is None:
                 # Most firings end here (a profile condition fails); nobody reads the
@@ -109,7 +110,10 @@ class Decider:
                 continue
             kind = "offer" if isinstance(spec, OfferSpec) else "alert"
             action_id = stable_id("of-" if kind == "offer" else "al-", rule.id, store, ctx.source)
-            self.verdicts.decide(ctx.ts, rule.id, kind, subject_of(ctx), None, reason, action_id)
+            subject = subject_of(ctx)
+            self.verdicts.decide(
+                ctx.ts, rule.id, kind, subject, None, reason, action_id, ctx.source
+            )
 
     # ------------------------------------------------------------------ offers
 
@@ -120,7 +124,9 @@ class Decider:
         action_id = stable_id("of-", rule.id, store, shopper or "-", ctx.source)
         reason = self._offer_precheck(rule, ctx, profile)
         if reason is not None or shopper is None:
-            self.verdicts.decide(ctx.ts, rule.id, "offer", subject_of(ctx), None, reason, action_id)
+            subject = subject_of(ctx)
+            verdicts = self.verdicts
+            verdicts.decide(ctx.ts, rule.id, "offer", subject, None, reason, action_id, ctx.source)
             return
         self._moment.append(_Candidate(rule, spec, ctx, shopper, action_id))
         self.pending = True
@@ -162,7 +168,7 @@ class Decider:
                 self._send_offer(cand, code)
             else:
                 self.verdicts.decide(
-                    ctx.ts, rule.id, "offer", cand.shopper, None, reason, cand.action_id
+                    ctx.ts, rule.id, "offer", cand.shopper, None, reason, cand.action_id, ctx.source
                 )
 
     def _offer_ticket(self, c: _Candidate, code: str) -> Ticket:
@@ -181,7 +187,7 @@ class Decider:
             counters=counters,
             cooldown_key=f"cooldown:{rule.id}:{c.shopper}" if rule.limits.cooldown_s else None,
             cooldown_s=rule.limits.cooldown_s or 0.0,
-            budget_key=f"budget:{rule.id}" if budget else None,
+            budget_key=budget_key(rule.id) if budget else None,
             budget_coupons=budget.coupons if budget else None,
             budget_amount=budget.amount if budget else None,
             cost=c.spec.cost,
@@ -197,6 +203,7 @@ class Decider:
                 c.shopper,
                 ctx.ts,
                 ctx.ts + c.spec.expires_s,
+                c.spec.cost,
             ),
         )
 
@@ -218,7 +225,9 @@ class Decider:
         stats.store_coupons[store] += 1
         stats.spent[c.rule.id] = stats.spent.get(c.rule.id, 0.0) + spec.cost
         self.emit(offer)
-        self.verdicts.decide(ctx.ts, c.rule.id, "offer", c.shopper, True, "sent", c.action_id)
+        self.verdicts.decide(
+            ctx.ts, c.rule.id, "offer", c.shopper, True, "sent", c.action_id, ctx.source
+        )
 
     def redeem(self, code: str, ts: float) -> tuple[CouponRecord | None, str | None]:
         stats = self.stats
@@ -230,6 +239,9 @@ class Decider:
         if record is not None and refused is None:
             stats.redeemed[record.rule] += 1
             stats.store_redeemed[self.st.store] += 1
+            stats.redeemed_amount[record.rule] = (
+                stats.redeemed_amount.get(record.rule, 0.0) + record.cost
+            )
         else:
             stats.redemptions_refused[refused or "unknown_coupon"] += 1
         return record, refused

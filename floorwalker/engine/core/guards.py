@@ -6,12 +6,29 @@ The engine asks a :class:`GuardStore` two things: "have I seen this key before?"
 atomically, so two workers sharing a Redis never overspend a budget). The
 in-memory store here serves replay and tests; the Redis store serves runners.
 All times are the engine's clock, never the wall clock.
+
+Budgets (a rule's ``limits.budget``: ``coupons`` and/or ``amount``) work by
+reservation:
+
+* an offer **reserves** its ``cost`` (and one coupon) when it is issued;
+* a redemption turns that reservation into **spent**;
+* a coupon that **expires unredeemed** releases it: the money and the coupon
+  slot go back to the budget. Release is lazy: it happens the next time the
+  budget is looked at (an admit or :meth:`GuardStore.budget`) with the engine
+  clock past the coupon's ``expires``;
+* an offer is admitted only while ``reserved + spent`` plus its own charge stays
+  within the budget. ``remaining = budget - reserved - spent``.
+
+So a campaign never promises more than it can pay for, and coupons nobody used
+do not eat it up. A charge without a coupon (a ticket with a budget but no
+coupon record) stays reserved for good.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
@@ -40,6 +57,8 @@ class CouponRecord:
     shopper: str
     issued: float
     expires: float
+    cost: float = 0.0
+    """What a redemption costs (the offer's ``cost``): what it spends of a budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +81,133 @@ class Ticket:
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
-    coupons: int
-    amount: float
+    """Where a budget stands: what was issued, what is still reserved, what was spent.
+
+    ``released`` (issued, then expired unredeemed) is what is left of issued."""
+
+    issued: int = 0
+    issued_amount: float = 0.0
+    reserved: int = 0
+    """Coupons issued, not redeemed, not expired yet."""
+    reserved_amount: float = 0.0
+    spent: int = 0
+    """Coupons redeemed."""
+    spent_amount: float = 0.0
+
+    @property
+    def coupons(self) -> int:
+        """Coupons counted against the budget: reserved + spent."""
+        return self.reserved + self.spent
+
+    @property
+    def amount(self) -> float:
+        """Money counted against the budget: reserved + spent."""
+        return self.reserved_amount + self.spent_amount
+
+    @property
+    def released(self) -> int:
+        return self.issued - self.reserved - self.spent
+
+    @property
+    def released_amount(self) -> float:
+        return max(0.0, self.issued_amount - self.reserved_amount - self.spent_amount)
+
+
+@dataclass(slots=True)
+class _Budget:
+    """The in-memory store's running budget, with its reservations by coupon code."""
+
+    issued: int = 0
+    issued_amount: float = 0.0
+    reserved: int = 0
+    reserved_amount: float = 0.0
+    spent: int = 0
+    spent_amount: float = 0.0
+    holds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """coupon code -> (expires, cost) of each reservation that may still be released"""
+    expiry: list[tuple[float, str]] = field(default_factory=list)
+    """a heap of (expires, code); entries of redeemed coupons are skipped when popped"""
+
+    def state(self) -> BudgetState:
+        return BudgetState(
+            self.issued,
+            self.issued_amount,
+            self.reserved,
+            self.reserved_amount,
+            self.spent,
+            self.spent_amount,
+        )
+
+    def fits(self, t: Ticket) -> bool:
+        used = self.reserved + self.spent
+        if t.budget_coupons is not None and used + 1 > t.budget_coupons:
+            return False
+        money = self.reserved_amount + self.spent_amount
+        return t.budget_amount is None or money + t.cost <= t.budget_amount + 1e-9
+
+    def reserve(self, cost: float, coupon: CouponRecord | None) -> None:
+        self.issued += 1
+        self.issued_amount += cost
+        self.reserved += 1
+        self.reserved_amount += cost
+        if coupon is not None:
+            self.holds[coupon.code] = (coupon.expires, cost)
+            heapq.heappush(self.expiry, (coupon.expires, coupon.code))
+
+    def release_expired(self, now: float) -> None:
+        """Give back what coupons expired unredeemed reserved (valid while now <= expires)."""
+        expiry, holds = self.expiry, self.holds
+        while expiry and expiry[0][0] < now:
+            _, code = heapq.heappop(expiry)
+            held = holds.pop(code, None)
+            if held is not None:
+                self._unreserve(held[1])
+
+    def spend(self, code: str, cost: float) -> None:
+        """A redemption: the coupon's reservation (if not released yet) becomes spent."""
+        held = self.holds.pop(code, None)
+        if held is not None:
+            self._unreserve(held[1])
+            cost = held[1]
+        self.spent += 1
+        self.spent_amount += cost
+
+    def _unreserve(self, cost: float) -> None:
+        self.reserved -= 1
+        # Back to exactly zero when nothing is held: no float dust accumulates.
+        self.reserved_amount = self.reserved_amount - cost if self.reserved > 0 else 0.0
+
+    def to_json(self) -> list[object]:
+        holds = [[code, exp, cost] for code, (exp, cost) in sorted(self.holds.items())]
+        return [
+            self.issued,
+            self.issued_amount,
+            self.reserved,
+            self.reserved_amount,
+            self.spent,
+            self.spent_amount,
+            holds,
+        ]
+
+    @classmethod
+    def from_json(cls, doc: list[object]) -> _Budget:
+        if len(doc) == 2:  # written before reservations: everything charged stays reserved
+            n, amount = int(doc[0]), float(doc[1])  # type: ignore[call-overload, arg-type]
+            return cls(issued=n, issued_amount=amount, reserved=n, reserved_amount=amount)
+        issued, issued_amount, reserved, reserved_amount, spent, spent_amount, holds = doc
+        b = cls(
+            int(issued),  # type: ignore[call-overload]
+            float(issued_amount),  # type: ignore[arg-type]
+            int(reserved),  # type: ignore[call-overload]
+            float(reserved_amount),  # type: ignore[arg-type]
+            int(spent),  # type: ignore[call-overload]
+            float(spent_amount),  # type: ignore[arg-type]
+        )
+        for code, exp, cost in holds:  # type: ignore[attr-defined]
+            b.holds[str(code)] = (float(exp), float(cost))
+            b.expiry.append((float(exp), str(code)))
+        heapq.heapify(b.expiry)
+        return b
 
 
 class GuardStore(Protocol):
@@ -79,8 +223,8 @@ class GuardStore(Protocol):
         """Redeem a coupon code once: (record, None), or (record|None, reason) if refused."""
         ...
 
-    def budget(self, key: str) -> BudgetState:
-        """Coupons issued and amount spent so far against a budget key."""
+    def budget(self, key: str, now: float | None = None) -> BudgetState:
+        """Where a budget stands; with ``now``, after releasing coupons expired by then."""
         ...
 
     def forget_shopper(self, shopper: str) -> int:
@@ -96,7 +240,9 @@ class InMemoryGuardStore:
         self._actions: dict[str, float] = {}
         self._counters: dict[str, tuple[int, float | None]] = {}
         self._cooldown: dict[str, float] = {}
-        self._budgets: dict[str, tuple[int, float]] = {}
+        self._budgets: dict[str, _Budget] = {}
+        self._coupon_budget: dict[str, str] = {}
+        """coupon code -> the budget key its offer was charged to"""
         self._fatigue: dict[str, tuple[int, float]] = {}
         self._coupons: dict[str, CouponRecord] = {}
         self._redeemed: set[str] = set()
@@ -124,10 +270,12 @@ class InMemoryGuardStore:
             if self._count(c.key, now) >= c.limit:
                 return c.reason
         if t.budget_key is not None:
-            coupons, amount = self._budgets.get(t.budget_key, (0, 0.0))
-            if t.budget_coupons is not None and coupons + 1 > t.budget_coupons:
-                return "budget"
-            if t.budget_amount is not None and amount + t.cost > t.budget_amount + 1e-9:
+            budget = self._budgets.get(t.budget_key)
+            if budget is not None:
+                budget.release_expired(now)
+                if not budget.fits(t):
+                    return "budget"
+            elif not _Budget().fits(t):
                 return "budget"
         if t.fatigue_key is not None:
             streak, last = self._fatigue.get(t.fatigue_key, (0, float("-inf")))
@@ -143,8 +291,9 @@ class InMemoryGuardStore:
         for c in t.counters:
             self._counters[c.key] = (self._count(c.key, now) + 1, c.expires_at)
         if t.budget_key is not None:
-            coupons, amount = self._budgets.get(t.budget_key, (0, 0.0))
-            self._budgets[t.budget_key] = (coupons + 1, amount + t.cost)
+            self._budgets.setdefault(t.budget_key, _Budget()).reserve(t.cost, t.coupon)
+            if t.coupon is not None:
+                self._coupon_budget[t.coupon.code] = t.budget_key
         if t.fatigue_key is not None:
             streak, _ = self._fatigue.get(t.fatigue_key, (0, 0.0))
             self._fatigue[t.fatigue_key] = (streak + 1, now)
@@ -171,11 +320,18 @@ class InMemoryGuardStore:
             return record, "expired_coupon"
         self._redeemed.add(code)
         self._fatigue.pop(fatigue_key(record.shopper), None)
+        charged = self._coupon_budget.pop(code, None)
+        if charged is not None:
+            self._budgets.setdefault(charged, _Budget()).spend(code, record.cost)
         return record, None
 
-    def budget(self, key: str) -> BudgetState:
-        coupons, amount = self._budgets.get(key, (0, 0.0))
-        return BudgetState(coupons, amount)
+    def budget(self, key: str, now: float | None = None) -> BudgetState:
+        budget = self._budgets.get(key)
+        if budget is None:
+            return BudgetState()
+        if now is not None:
+            budget.release_expired(now)
+        return budget.state()
 
     def forget_shopper(self, shopper: str) -> int:
         removed = 0
@@ -188,6 +344,9 @@ class InMemoryGuardStore:
         doomed_codes = [c for c, r in self._coupons.items() if r.shopper == shopper]
         for c in doomed_codes:
             del self._coupons[c]
+            # The budget keeps the reservation (released at expiry): budgets are not
+            # about shoppers; only the link from the code goes.
+            self._coupon_budget.pop(c, None)
         return removed + len(doomed_codes)
 
     def snapshot(self) -> bytes:
@@ -197,7 +356,8 @@ class InMemoryGuardStore:
             "actions": self._actions,
             "counters": self._counters,
             "cooldown": self._cooldown,
-            "budgets": self._budgets,
+            "budgets": {k: b.to_json() for k, b in self._budgets.items()},
+            "coupon_budget": self._coupon_budget,
             "fatigue": self._fatigue,
             "coupons": [dataclasses.astuple(c) for c in self._coupons.values()],
             "redeemed": sorted(self._redeemed),
@@ -212,7 +372,8 @@ class InMemoryGuardStore:
             self._actions = dict(doc["actions"])
             self._counters = {k: (v, e) for k, (v, e) in doc["counters"].items()}
             self._cooldown = dict(doc["cooldown"])
-            self._budgets = {k: (n, a) for k, (n, a) in doc["budgets"].items()}
+            self._budgets = {k: _Budget.from_json(b) for k, b in doc["budgets"].items()}
+            self._coupon_budget = dict(doc.get("coupon_budget", {}))
             self._fatigue = {k: (n, t) for k, (n, t) in doc["fatigue"].items()}
             coupons = [CouponRecord(*c) for c in doc["coupons"]]
             self._redeemed = set(doc["redeemed"])
@@ -232,6 +393,11 @@ class InMemoryGuardStore:
                 self._coupons,
             )
         )
+
+
+def budget_key(rule: str) -> str:
+    """The guard key of a rule's campaign budget: one per rule, shared by every store."""
+    return f"budget:{rule}"
 
 
 def fatigue_key(shopper: str) -> str:

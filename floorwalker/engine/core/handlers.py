@@ -51,6 +51,7 @@ class EventHandlers:
 
     def on_pos_item(self, ev: PosItem) -> None:
         ctx = Context("pos_item", ev.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.device = ev.terminal  # where it happened: the alert zone of a POS trigger
         ctx.shopper, ctx.receipt, ctx.category, ctx.sku = (
             ev.shopper,
             ev.receipt,
@@ -70,11 +71,13 @@ class EventHandlers:
 
     def on_checkout(self, ev: Checkout) -> None:
         ctx = Context("checkout", ev.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.device = ev.terminal  # where it happened: the alert zone of a POS trigger
         ctx.shopper, ctx.receipt, ctx.total = ev.shopper, ev.receipt, ev.total
         self.triggers.dispatch(self.st.index.checkout, ctx)
 
     def on_coupon(self, ev: CouponRedeemed) -> None:
         ctx = Context("coupon_redeemed", ev.store, ev.ts, f"pos:{ev.terminal}:{ev.id}")
+        ctx.device = ev.terminal  # where it happened: the alert zone of a POS trigger
         ctx.shopper, ctx.receipt = ev.shopper, ev.receipt
         record, refused = self.decider.redeem(ev.code, ev.ts)
         if record is not None and refused is None:

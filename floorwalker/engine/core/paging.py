@@ -62,10 +62,11 @@ class Pager:
         source_key = ctx.bell or ctx.shopper or ctx.device or ctx.zone or "-"
         alert_id = stable_id("al-", rule.id, st.store, source_key, ctx.source)
         subject = subject_of(ctx)
-        zone = ctx.zone or (st.presence.zone_of(ctx.shopper, ctx.ts) if ctx.shopper else None) or ""
+        zone = alert_zone(st, ctx)
         refused = self._refusal(rule, spec, source_key, zone, ctx.ts)
+        verdicts, source = self.verdicts, ctx.source
         if refused is not None:
-            self.verdicts.decide(ctx.ts, rule.id, "alert", subject, None, refused, alert_id)
+            verdicts.decide(ctx.ts, rule.id, "alert", subject, None, refused, alert_id, source)
             return
         counters: tuple[CounterLimit, ...] = ()
         if ctx.shopper:
@@ -74,9 +75,9 @@ class Pager:
             caps = rule.limits.per_shopper
             counters = cap_counters(self.st, gap, caps, prefix, ctx.shopper, ctx, "cap")
         ticket = Ticket(action_id=alert_id, counters=counters)
-        reason = self.verdicts.admit(ticket, ctx.ts, fail_open=True)
+        reason = verdicts.admit(ticket, ctx.ts, fail_open=True)
         if reason is not None:
-            self.verdicts.decide(ctx.ts, rule.id, "alert", subject, None, reason, alert_id)
+            verdicts.decide(ctx.ts, rule.id, "alert", subject, None, reason, alert_id, source)
             return
         alert = OpenAlert(
             id=alert_id,
@@ -99,14 +100,14 @@ class Pager:
             spec.to, zone or None, alert.advisor, floor=self._floor(alert, ctx.ts)
         )
         if band is None:
-            self.verdicts.decide(
-                ctx.ts, rule.id, "alert", subject, None, "no_staff_available", alert_id
+            verdicts.decide(
+                ctx.ts, rule.id, "alert", subject, None, "no_staff_available", alert_id, source
             )
             if not spec.escalate:
                 return
         st.alerts.add(alert)
         if band is not None:
-            self._page(alert, band, ctx.ts)
+            self._page(alert, band, ctx.ts, source)
         else:
             self.ports.journal_save(alert)
         for k, esc in enumerate(spec.escalate):
@@ -156,7 +157,9 @@ class Pager:
         self.stats.unanswered[alert.rule] += 1
         self.ports.journal_save(alert)
 
-    def _page(self, alert: OpenAlert, band: str, ts: float) -> None:
+    def _page(self, alert: OpenAlert, band: str, ts: float, source: str | None = None) -> None:
+        """Page ``band``; ``source`` is the firing's cause for a first page, None for a
+        follow-up (escalation, re-route)."""
         book = self.st.alerts
         book.release(alert)
         alert.bands.append(band)
@@ -178,7 +181,8 @@ class Pager:
         )
         self.emit(page)
         subject = alert.shopper or alert.bell or alert.zone
-        self.verdicts.decide(ts, alert.rule, "alert", subject, True, "sent", page.delivery_id)
+        delivery = page.delivery_id
+        self.verdicts.decide(ts, alert.rule, "alert", subject, True, "sent", delivery, source)
 
     def escalate(self, alert_id: str, k: int, due: float) -> None:
         alert = self.st.alerts.alerts.get(alert_id)
@@ -250,3 +254,18 @@ def render(template: str, ctx: Context) -> str:
         return template.format_map(_Blank(ctx.fields()))
     except (ValueError, IndexError, AttributeError):
         return template
+
+
+POS_KINDS = frozenset({"pos_item", "checkout", "coupon_redeemed"})
+"""Contexts a POS line starts; their ``device`` is the terminal."""
+
+
+def alert_zone(st: StoreState, ctx: Context) -> str:
+    """Where an alert sends staff: the trigger's zone, else the shopper's, else (a POS
+    trigger) the terminal's; "" only when none is known (the payload then has no zone)."""
+    zone = ctx.zone
+    if zone is None and ctx.shopper:
+        zone = st.presence.zone_of(ctx.shopper, ctx.ts)
+    if zone is None and ctx.kind in POS_KINDS:
+        zone = st.registry.pos_zone(ctx.device)
+    return zone or ""

@@ -7,10 +7,12 @@ summary. Plain dicts, so the hot path pays one dict update per fact.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from floorwalker.devices.events import Sighting
+from floorwalker.engine.core.actions import is_condition, reason_class
 
 
 @dataclass
@@ -21,6 +23,10 @@ class EngineStats:
     """Shopper sightings taken by the engine's fast path (a plain int: cheapest to count)."""
     rejected: Counter[str] = field(default_factory=Counter)
     triggered: Counter[str] = field(default_factory=Counter)
+    """rule -> candidates: firings of the rule (each may carry several actions)"""
+    filtered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(rule, condition:* | unless:*) -> candidates refused by the rule's own audience
+    conditions, once per candidate (``suppressed`` counts them once per action)"""
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(rule, offer|alert) -> count"""
     suppressed: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -31,7 +37,10 @@ class EngineStats:
     store_redeemed: Counter[str] = field(default_factory=Counter)
     """store -> coupons redeemed there"""
     spent: dict[str, float] = field(default_factory=dict)
+    """rule -> cost of the coupons this engine issued (reserved against a budget)"""
     redeemed: Counter[str] = field(default_factory=Counter)
+    redeemed_amount: dict[str, float] = field(default_factory=dict)
+    """rule -> cost of the coupons redeemed here (what the budget spent)"""
     redemptions_refused: Counter[str] = field(default_factory=Counter)
     response_s: dict[str, list[float]] = field(default_factory=dict)
     escalations: Counter[str] = field(default_factory=Counter)
@@ -56,22 +65,42 @@ class EngineStats:
     def events_in(self) -> Counter[str]:
         return Counter({kind.__name__: n for kind, n in self.accepted_by_type().items()})
 
-    def rules(self) -> list[str]:
+    def rules(self, known: Iterable[str] = ()) -> list[str]:
+        """Rules that did something, plus ``known`` (every rule of the rule set: a rule
+        that never triggered is listed too, with zeros)."""
         names = set(self.triggered) | {r for r, _ in self.sent} | {r for r, _ in self.suppressed}
-        return sorted(names)
+        return sorted(names | set(known))
 
     def rule_summary(self, rule: str) -> dict[str, Any]:
+        """One rule's counts. ``candidates`` (= ``triggered``) are firings; ``audience``
+        counts the candidates the rule's own conditions turned away, once each;
+        ``suppressed`` counts the other suppressions once per action (consent,
+        holdout, quiet hours, arbitration, caps, budget, staffing), and
+        ``suppressed_by_class`` sums them as audience / holdout / blocked."""
         times = self.response_s.get(rule, [])
+        candidates = self.triggered[rule]
+        audience = {reason: n for (r, reason), n in sorted(self.filtered.items()) if r == rule}
+        suppressed = {
+            reason: n
+            for (r, reason), n in sorted(self.suppressed.items())
+            if r == rule and not is_condition(reason)
+        }
+        classes: Counter[str] = Counter()
+        for reason, n in suppressed.items():
+            classes[reason_class(reason)] += n
         out: dict[str, Any] = {
-            "triggered": self.triggered[rule],
+            "candidates": candidates,
+            "triggered": candidates,
+            "never_triggered": candidates == 0,
+            "audience": audience,
             "offers": self.sent[(rule, "offer")],
             "alerts": self.sent[(rule, "alert")],
-            "suppressed": {
-                reason: n for (r, reason), n in sorted(self.suppressed.items()) if r == rule
-            },
+            "suppressed": suppressed,
+            "suppressed_by_class": dict(sorted(classes.items())),
             "coupons": self.coupons[rule],
-            "budget_spent": round(self.spent.get(rule, 0.0), 2),
+            "issued_amount": round(self.spent.get(rule, 0.0), 2),
             "redeemed": self.redeemed[rule],
+            "redeemed_amount": round(self.redeemed_amount.get(rule, 0.0), 2),
         }
         if times:
             out["response_s"] = {"n": len(times), "mean": round(sum(times) / len(times), 2)}
@@ -79,12 +108,12 @@ class EngineStats:
             out["escalations"] = self.escalations[rule]
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, known: Iterable[str] = ()) -> dict[str, Any]:
         return {
             "events_in": dict(sorted(self.events_in.items())),
             "invalid": dict(sorted(self.rejected.items())),
             "late_accepted": self.late_accepted,
             "guard_errors": self.guard_errors,
             "redemptions_refused": dict(sorted(self.redemptions_refused.items())),
-            "rules": {rule: self.rule_summary(rule) for rule in self.rules()},
+            "rules": {rule: self.rule_summary(rule) for rule in self.rules(known)},
         }

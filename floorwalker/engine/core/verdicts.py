@@ -7,7 +7,7 @@ counted in the stats and handed to the decision listener when there is one.
 
 from __future__ import annotations
 
-from floorwalker.engine.core.actions import Decision
+from floorwalker.engine.core.actions import Decision, stable_id
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.guards import CounterLimit, Ticket
 from floorwalker.engine.core.ports import Ports
@@ -42,7 +42,10 @@ class Verdicts:
         sent: bool | None,
         reason: str | None,
         action_id: str,
+        source: str | None = None,
     ) -> None:
+        """Record one decision; ``source`` (the firing's ``ctx.source``) names its candidate,
+        None for follow-ups (escalation steps)."""
         sent_ok = bool(sent)
         why = reason or ("sent" if sent_ok else "suppressed")
         stats = self.stats
@@ -51,7 +54,10 @@ class Verdicts:
         else:
             stats.suppressed[(rule, why)] += 1
         if self.on_decision is not None:
-            self.on_decision(Decision(ts, self.store, rule, kind, subject, sent_ok, why, action_id))
+            candidate = None if source is None else candidate_id(rule, self.store, source)
+            self.on_decision(
+                Decision(ts, self.store, rule, kind, subject, sent_ok, why, action_id, candidate)
+            )
 
 
 def cap_counters(
@@ -73,6 +79,11 @@ def cap_counters(
         key, end = period(cap.period, ts, visit, visit_gap_s)
         out.append(CounterLimit(f"{prefix}:{cap.period}:{shopper}:{key}", cap.count, end, reason))
     return tuple(out)
+
+
+def candidate_id(rule: str, store: str, source: str) -> str:
+    """The id every decision of one firing of ``rule`` shares."""
+    return stable_id("c-", rule, store, source)
 
 
 def subject_of(ctx: Context) -> str:

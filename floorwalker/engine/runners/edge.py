@@ -27,7 +27,7 @@ from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Checkout, CouponRedeemed, Event, PosItem
 from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
-from floorwalker.engine.core.actions import Action
+from floorwalker.engine.core.actions import Action, wire_payload
 from floorwalker.engine.core.alerts import AlertJournal, NoJournal
 from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
@@ -310,9 +310,10 @@ class EdgeRunner:
     ) -> None:
         """Publish; measure timer lateness (due -> publish) or, for actions an event
         caused, latency from the event's device ``ts`` and from its arrival."""
-        prefix = self.settings.prefix
+        prefix, regs = self.settings.prefix, self.registries
         for action in actions:
-            self.link.publish(action.topic(prefix), orjson.dumps(action.payload()))
+            tz = regs[action.store].tzinfo if action.store in regs else None
+            self.link.publish(action.topic(prefix), orjson.dumps(wire_payload(action, tz)))
             sent = time.time()
             if timer:
                 self.metrics.timer_lateness(max(0.0, sent - action.ts))

@@ -42,7 +42,7 @@ import orjson
 from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Event, Rejection
 from floorwalker.devices.registry import Registry
-from floorwalker.engine.core.actions import Action, Decision
+from floorwalker.engine.core.actions import Action, Decision, wire_payload
 from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
@@ -138,6 +138,8 @@ class Replay:
         on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
         self.settings = settings or ReplaySettings()
+        self.zones = {store: reg.tzinfo for store, reg in registries.items()}
+        """store -> its timezone: actions carry ``ts_local`` beside ``ts``"""
         self.guards = InMemoryGuardStore()
         self.profiles = profiles
         self.engine = Engine(
@@ -267,9 +269,9 @@ class Replay:
         return state
 
     def _actions(self, actions: list[Action], _cause: Event | None, _arrival: float) -> None:
-        out, prefix = self._out, self.prefix
+        out, prefix, zones = self._out, self.prefix, self.zones
         for action in actions:
-            out(action.ts, action.topic(prefix), action.payload())
+            out(action.ts, action.topic(prefix), wire_payload(action, zones.get(action.store)))
 
     def _dead(self, letter: DeadLetter) -> None:
         if self.settings.deadletters:

@@ -19,13 +19,25 @@ Key layout under ``settings.prefix`` (``P``)::
     P seen:<key>       first_seen keys and ``action:<id>`` dedup, value = deadline
     P cd:<key>         cooldown, value = deadline
     P ctr:<key>        hash n, exp (deadline; absent = never)
-    P bud:<key>        hash coupons, amount; never expires
+    P bud:<key>        hash issued, issued_amount, reserved, reserved_amount, spent,
+                       spent_amount; never expires
+    P budx:<key>       sorted set: the budget's reserved coupon codes by their expiry
+    P budr:<key>       hash code -> cost of each reservation (released or spent, it goes)
     P fat:<key>        hash streak, last
-    P cpn:<code>       hash of the CouponRecord, redeemed, fatigue_key
+    P cpn:<code>       hash of the CouponRecord, redeemed, fatigue_key, and the keys of
+                       the budget it was charged to (bud, budx, budr)
     P cpns:<shopper>   set of the shopper's coupon codes, for forget_shopper
 
+Budgets reserve on issue, spend on redemption and release at expiry (see
+:mod:`floorwalker.engine.core.guards`): ``admit`` and ``budget`` first release
+every reservation whose coupon expired before ``now`` (``ZRANGEBYSCORE budx
+-inf (now``), in the in-memory store's order (expiry, then code), so both stores
+do the same float arithmetic. A budget hash written by an older release
+(``coupons``, ``amount``: charged at issue) reads as that much reserved, for good.
+
 Retention: every key about a shopper expires (budgets are per campaign, not
-per shopper, and are kept):
+per shopper, and are kept; a forgotten shopper's reservations stay in them
+until their coupons expire):
 
 * ``seen``, ``cd`` and a ``ctr`` with a deadline: at the deadline;
 * a ``ctr`` without one (a ``per: campaign`` cap): ``open_counter_retention_s``
@@ -57,16 +69,79 @@ from redis.retry import Retry
 from floorwalker.engine.core.guards import BudgetState, CouponRecord, Ticket, fatigue_key
 from floorwalker.errors import GuardStoreError
 
-_COUPON_FIELDS = ("code", "action_id", "rule", "offer", "store", "shopper", "issued", "expires")
+_COUPON_FIELDS = (
+    "code",
+    "action_id",
+    "rule",
+    "offer",
+    "store",
+    "shopper",
+    "issued",
+    "expires",
+    "cost",
+)
 _SHOPPER_SCOPED = frozenset({"seen", "cd", "ctr", "fat"})
 _DELETE_BATCH = 500
 _MAX_TTL_MS = 10 * 365 * 86400 * 1000  # "forever" for a deadline of +inf
 
-# KEYS: [1] the action's dedup key, then one per counter, then cooldown, budget,
-# fatigue, coupon and coupon index for whichever of them the ticket has.
-# ARGV[1]: the ticket as JSON. Deadlines and amounts travel as Python-formatted
-# strings so they are stored exactly as Python computed them.
-_ADMIT = """
+# Budgets, shared by the scripts below: load a budget hash, release the
+# reservations of coupons expired before `now` (in the in-memory store's order:
+# expiry, then code), and write it back. Amounts travel as '%.17g' strings, which
+# round-trip a double, so the sums are the ones Python computes.
+_BUDGET_LUA = """
+local BUDGET_FIELDS = {'issued', 'issued_amount', 'reserved', 'reserved_amount',
+                       'spent', 'spent_amount'}
+local function load_budget(key)
+  local v = redis.call('HMGET', key, 'issued', 'issued_amount', 'reserved',
+                       'reserved_amount', 'spent', 'spent_amount', 'coupons', 'amount')
+  if not v[1] and v[7] then
+    -- An older release charged at issue: that much stays reserved.
+    local n, a = tonumber(v[7]), tonumber(v[8] or '0')
+    return {issued = n, issued_amount = a, reserved = n, reserved_amount = a,
+            spent = 0, spent_amount = 0, legacy = true}
+  end
+  local b = {}
+  for i, name in ipairs(BUDGET_FIELDS) do b[name] = tonumber(v[i] or '0') end
+  return b
+end
+local function save_budget(key, b)
+  local args = {}
+  for _, name in ipairs(BUDGET_FIELDS) do
+    local value = b[name]
+    if string.find(name, 'amount') then value = string.format('%.17g', value) end
+    args[#args + 1] = name
+    args[#args + 1] = value
+  end
+  redis.call('HSET', key, unpack(args))
+  if b.legacy then redis.call('HDEL', key, 'coupons', 'amount') end
+end
+local function unreserve(b, cost)
+  b.reserved = b.reserved - 1
+  if b.reserved > 0 then b.reserved_amount = b.reserved_amount - cost
+  else b.reserved_amount = 0 end
+end
+local function release_expired(b, budx, budr, now_text)
+  local released = false
+  while true do
+    local codes = redis.call('ZRANGEBYSCORE', budx, '-inf', '(' .. now_text, 'LIMIT', 0, 500)
+    if #codes == 0 then return released end
+    -- ZRANGEBYSCORE sorts equal scores by member: expiry, then code.
+    local costs = redis.call('HMGET', budr, unpack(codes))
+    for i = 1, #codes do unreserve(b, tonumber(costs[i] or '0')) end
+    redis.call('ZREM', budx, unpack(codes))
+    redis.call('HDEL', budr, unpack(codes))
+    released = true
+  end
+end
+"""
+
+# KEYS: [1] the action's dedup key, then one per counter, then cooldown, budget
+# (three keys: bud, budx, budr), fatigue, coupon and coupon index for whichever of
+# them the ticket has. ARGV[1]: the ticket as JSON. Deadlines and amounts travel
+# as Python-formatted strings so they are stored exactly as Python computed them.
+_ADMIT = (
+    _BUDGET_LUA
+    + """
 local t = cjson.decode(ARGV[1])
 local now = tonumber(t.now)
 local k = 1
@@ -82,6 +157,8 @@ local ctr = {}
 for i = 1, #t.counters do ctr[i] = nextkey() end
 local cd = t.cooldown and nextkey()
 local bud = t.budget and nextkey()
+local budx = t.budget and nextkey()
+local budr = t.budget and nextkey()
 local fat = t.fatigue and nextkey()
 local cpn = t.coupon and nextkey()
 local idx = t.coupon and nextkey()
@@ -92,13 +169,16 @@ if cd and live(redis.call('GET', cd)) then return 'cooldown' end
 for i, c in ipairs(t.counters) do
   if count(ctr[i]) >= c.limit then return c.reason end
 end
-local coupons, amount = 0, 0
+local b
 if bud then
-  local b = redis.call('HMGET', bud, 'coupons', 'amount')
-  coupons, amount = tonumber(b[1] or '0'), tonumber(b[2] or '0')
+  b = load_budget(bud)
+  -- Releasing what expired is bookkeeping, not this ticket's record: kept even if refused.
+  if release_expired(b, budx, budr, t.now) then save_budget(bud, b) end
   local cost = tonumber(t.budget.cost)
-  if t.budget.coupons and coupons + 1 > t.budget.coupons then return 'budget' end
-  if t.budget.amount and amount + cost > tonumber(t.budget.amount) + 1e-9 then
+  local used = b.reserved + b.spent
+  if t.budget.coupons and used + 1 > t.budget.coupons then return 'budget' end
+  if t.budget.amount and b.reserved_amount + b.spent_amount + cost
+      > tonumber(t.budget.amount) + 1e-9 then
     return 'budget'
   end
 end
@@ -128,9 +208,16 @@ for i, c in ipairs(t.counters) do
   end
 end
 if bud then
-  -- %.17g round-trips a double: the sum is the one Python would compute.
-  local spent = string.format('%.17g', amount + tonumber(t.budget.cost))
-  redis.call('HSET', bud, 'coupons', coupons + 1, 'amount', spent)
+  local cost = tonumber(t.budget.cost)
+  b.issued = b.issued + 1
+  b.issued_amount = b.issued_amount + cost
+  b.reserved = b.reserved + 1
+  b.reserved_amount = b.reserved_amount + cost
+  save_budget(bud, b)
+  if cpn then
+    redis.call('ZADD', budx, t.coupon.fields.expires, t.coupon.fields.code)
+    redis.call('HSET', budr, t.coupon.fields.code, t.budget.cost)
+  end
 end
 if fat then
   redis.call('HSET', fat, 'streak', streak + 1, 'last', t.now)
@@ -138,6 +225,7 @@ if fat then
 end
 if cpn then
   for field, value in pairs(t.coupon.fields) do redis.call('HSET', cpn, field, value) end
+  if bud then redis.call('HSET', cpn, 'bud', bud, 'budx', budx, 'budr', budr) end
   redis.call('PEXPIRE', cpn, t.coupon.ttl_ms)
   redis.call('SADD', idx, t.coupon.fields.code)
   if redis.call('PTTL', idx) < t.coupon.ttl_ms then
@@ -146,6 +234,7 @@ if cpn then
 end
 return false
 """
+)
 
 # KEYS[1]: the seen key. ARGV: now, deadline, ttl_ms. The NX path is the common
 # one; the fallback overwrites a deadline that is past on the engine clock but
@@ -159,22 +248,56 @@ return 1
 """
 
 # KEYS[1]: the coupon hash. ARGV[1]: now. Returns {reason or '', record fields...}.
-_REDEEM = """
+# A redemption spends the coupon's reservation (or, if an admit running on a later
+# clock already released it, its cost again).
+_REDEEM = (
+    _BUDGET_LUA
+    + """
 local v = redis.call('HMGET', KEYS[1], 'code', 'action_id', 'rule', 'offer', 'store',
-                     'shopper', 'issued', 'expires', 'redeemed', 'fatigue_key')
+                     'shopper', 'issued', 'expires', 'cost', 'redeemed', 'fatigue_key',
+                     'bud', 'budx', 'budr')
 if not v[1] then return {'unknown_coupon'} end
 local reason = ''
-if v[9] then
+if v[10] then
   reason = 'already_redeemed'
 elseif tonumber(ARGV[1]) > tonumber(v[8]) then
   reason = 'expired_coupon'
 else
   redis.call('HSET', KEYS[1], 'redeemed', ARGV[1])
   -- The fatigue key is stored with the coupon: it names the shopper's streak.
-  redis.call('DEL', v[10])
+  redis.call('DEL', v[11])
+  if v[12] then
+    local b = load_budget(v[12])
+    local held = redis.call('HGET', v[14], v[1])
+    local cost = tonumber(v[9] or '0')
+    if held then
+      cost = tonumber(held)
+      unreserve(b, cost)
+      redis.call('ZREM', v[13], v[1])
+      redis.call('HDEL', v[14], v[1])
+    end
+    b.spent = b.spent + 1
+    b.spent_amount = b.spent_amount + cost
+    save_budget(v[12], b)
+  end
 end
-return {reason, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]}
+return {reason, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] or '0'}
 """
+)
+
+# KEYS: bud, budx, budr. ARGV[1]: now ('' = release nothing). Returns the six fields.
+_BUDGET = (
+    _BUDGET_LUA
+    + """
+local b = load_budget(KEYS[1])
+if ARGV[1] ~= '' and release_expired(b, KEYS[2], KEYS[3], ARGV[1]) then
+  save_budget(KEYS[1], b)
+end
+return {tostring(b.issued), string.format('%.17g', b.issued_amount), tostring(b.reserved),
+        string.format('%.17g', b.reserved_amount), tostring(b.spent),
+        string.format('%.17g', b.spent_amount)}
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +326,7 @@ class RedisGuardStore:
         self._admit = client.register_script(_ADMIT)
         self._first_seen = client.register_script(_FIRST_SEEN)
         self._redeem = client.register_script(_REDEEM)
+        self._budget = client.register_script(_BUDGET)
 
     @classmethod
     def from_url(cls, url: str, settings: RedisGuardSettings | None = None) -> RedisGuardStore:
@@ -238,10 +362,21 @@ class RedisGuardStore:
         record = _coupon(fields) if fields else None
         return record, reason or None
 
-    def budget(self, key: str) -> BudgetState:
+    def budget(self, key: str, now: float | None = None) -> BudgetState:
+        keys = self._budget_keys(key)
         with _guard_errors("budget"):
-            coupons, amount = self._redis.hmget(self._key("bud", key), ["coupons", "amount"])
-        return BudgetState(int(_text(coupons or "0")), float(_text(amount or "0")))
+            reply = self._budget(keys=keys, args=["" if now is None else _num(now)])
+        issued, issued_amount, reserved, reserved_amount, spent, spent_amount = (
+            _text(v) for v in reply
+        )
+        return BudgetState(
+            int(issued),
+            float(issued_amount),
+            int(reserved),
+            float(reserved_amount),
+            int(spent),
+            float(spent_amount),
+        )
 
     def forget_shopper(self, shopper: str) -> int:
         with _guard_errors("forget_shopper"):
@@ -255,6 +390,9 @@ class RedisGuardStore:
 
     def _key(self, namespace: str, key: str) -> str:
         return f"{self.settings.prefix}{namespace}:{key}"
+
+    def _budget_keys(self, key: str) -> list[str]:
+        return [self._key("bud", key), self._key("budx", key), self._key("budr", key)]
 
     def _admit_call(self, t: Ticket, now: float) -> tuple[list[str], dict[str, Any]]:
         """The KEYS and JSON spec of one admit, in the order the script reads them."""
@@ -274,7 +412,7 @@ class RedisGuardStore:
             deadline = _num(now + t.cooldown_s)
             spec["cooldown"] = {"deadline": deadline, "ttl_ms": _ttl_ms(t.cooldown_s)}
         if t.budget_key is not None:
-            keys.append(self._key("bud", t.budget_key))
+            keys += self._budget_keys(t.budget_key)
             spec["budget"] = _budget_spec(t)
         if t.fatigue_key is not None:
             keys.append(self._key("fat", t.fatigue_key))
@@ -289,6 +427,7 @@ class RedisGuardStore:
     def _coupon_spec(self, coupon: CouponRecord, now: float) -> dict[str, Any]:
         fields = {name: str(getattr(coupon, name)) for name in _COUPON_FIELDS}
         fields["issued"], fields["expires"] = _num(coupon.issued), _num(coupon.expires)
+        fields["cost"] = _num(coupon.cost)
         fields["fatigue_key"] = self._key("fat", fatigue_key(coupon.shopper))
         keep = coupon.expires - now + self.settings.coupon_retention_s
         return {"fields": fields, "ttl_ms": _ttl_ms(keep)}
@@ -342,8 +481,10 @@ def _budget_spec(t: Ticket) -> dict[str, Any]:
 
 
 def _coupon(fields: Sequence[str]) -> CouponRecord:
-    code, action_id, rule, offer, store, shopper, issued, expires = fields
-    return CouponRecord(code, action_id, rule, offer, store, shopper, float(issued), float(expires))
+    code, action_id, rule, offer, store, shopper, issued, expires, cost = fields
+    return CouponRecord(
+        code, action_id, rule, offer, store, shopper, float(issued), float(expires), float(cost)
+    )
 
 
 def _concerns(logical_key: str, shopper: str) -> bool:

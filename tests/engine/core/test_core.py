@@ -207,7 +207,7 @@ def test_campaign_budget_in_coupons(tmp_path: Path) -> None:
     assert stats.coupons["budget-n"] == 3
     assert stats.spent["budget-n"] == pytest.approx(7.5)
     summary = stats.rule_summary("budget-n")
-    assert summary["budget_spent"] == pytest.approx(7.5)
+    assert summary["issued_amount"] == pytest.approx(7.5)
     assert summary["offers"] == 3
     assert summary["suppressed"] == {"budget": 2}
 
@@ -219,7 +219,8 @@ def test_campaign_budget_in_money(tmp_path: Path) -> None:
     sc.run_until(T0 + 60)
     assert len(sc.offers()) == 2
     assert reasons(sc) == ["budget", "budget"]
-    assert sc.engine.stats.to_json()["rules"]["budget-amount"]["budget_spent"] == pytest.approx(4.0)
+    row = sc.engine.stats.to_json()["rules"]["budget-amount"]
+    assert row["issued_amount"] == pytest.approx(4.0)
 
 
 def test_budget_not_spent_by_suppressed_offers(tmp_path: Path) -> None:
@@ -873,7 +874,7 @@ def test_same_input_same_decisions_and_ids(catalog: RuleSet) -> None:
 
 
 def test_decision_json_shape() -> None:
-    d = Decision(T0, "s001", "r", "offer", "app-1", False, "cap", "of-1")
+    d = Decision(T0, "s001", "r", "offer", "app-1", False, "cap", "of-1", "c-1")
     assert d.to_json() == {
         "ts": T0,
         "store": "s001",
@@ -883,6 +884,7 @@ def test_decision_json_shape() -> None:
         "outcome": "suppressed",
         "reason": "cap",
         "action_id": "of-1",
+        "candidate": "c-1",
     }
 
 

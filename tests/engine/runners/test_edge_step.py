@@ -53,6 +53,7 @@ def runner(catalog: RuleSet, history: FakeHistory | None = None) -> tuple[EdgeRu
         catalog, {"s001": registry}, profiles=ProfileBook({p.shopper: p for p in PROFILES})
     )
     edge.decoder = Decoder({"s001": registry})
+    edge.registries = {"s001": registry}
     edge.step = edge._make_step(edge.engine)
     return edge, link
 

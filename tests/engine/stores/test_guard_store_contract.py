@@ -6,6 +6,7 @@ test's own key prefix. Times are the engine clock passed in, never the wall cloc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -128,8 +129,10 @@ def test_budget_in_coupons(store: GuardStore) -> None:
         None,
         "budget",
     ]
-    assert store.budget("budget:spring") == BudgetState(coupons=3, amount=7.5)
-    assert store.budget("budget:other") == BudgetState(coupons=0, amount=0.0)
+    # No coupon to expire: the charges stay reserved.
+    assert store.budget("budget:spring") == BudgetState(3, 7.5, 3, 7.5, 0, 0.0)
+    assert (store.budget("budget:spring").coupons, store.budget("budget:spring").amount) == (3, 7.5)
+    assert store.budget("budget:other") == BudgetState()
 
 
 def test_budget_in_money_tolerates_float_sums(store: GuardStore) -> None:
@@ -203,7 +206,7 @@ def test_a_refused_ticket_records_nothing(store: GuardStore) -> None:
         coupon=_coupon("C1"),
     )
     assert store.admit(ticket, 1.0) == "budget"
-    assert store.budget("budget:b") == BudgetState(1, 0.0)
+    assert store.budget("budget:b") == BudgetState(1, 0.0, 1, 0.0)
     assert store.redeem("C1", 2.0) == (None, "unknown_coupon")
     # The same ticket against a fresh budget passes every other limit: its cap,
     # cooldown, fatigue streak and action id were not recorded by the refusal.
@@ -219,6 +222,93 @@ def test_a_refused_ticket_records_nothing(store: GuardStore) -> None:
         fatigue_backoff_s=WEEK,
     )
     assert store.admit(again, 2.0) is None
+
+
+# --- budgets: reserve on issue, spend on redemption, release at expiry --------
+
+
+def _offer(
+    code: str,
+    expires: float,
+    *,
+    cost: float = 2.0,
+    coupons: int | None = None,
+    amount: float | None = None,
+    shopper: str = "s1",
+) -> Ticket:
+    """An offer's ticket: its coupon charged to ``budget:bogo``."""
+    coupon = dataclasses.replace(_coupon(code, shopper, expires), cost=cost)
+    return Ticket(
+        coupon.action_id,
+        budget_key="budget:bogo",
+        budget_coupons=coupons,
+        budget_amount=amount,
+        cost=cost,
+        coupon=coupon,
+    )
+
+
+def test_an_issued_coupon_reserves_and_its_redemption_spends(store: GuardStore) -> None:
+    assert store.admit(_offer("C1", 100.0, cost=2.5), 0.0) is None
+    assert store.admit(_offer("C2", 100.0, cost=2.5), 1.0) is None
+    assert store.budget("budget:bogo", 2.0) == BudgetState(2, 5.0, 2, 5.0, 0, 0.0)
+    assert store.redeem("C1", 50.0)[1] is None
+    state = store.budget("budget:bogo", 51.0)
+    assert state == BudgetState(2, 5.0, 1, 2.5, 1, 2.5)
+    assert (state.coupons, state.amount, state.released) == (2, 5.0, 0)
+    # Redeeming again changes nothing.
+    assert store.redeem("C1", 52.0)[1] == "already_redeemed"
+    assert store.budget("budget:bogo", 52.0) == state
+
+
+def test_a_coupon_expired_unredeemed_releases_its_reservation(store: GuardStore) -> None:
+    assert store.admit(_offer("C1", 100.0, coupons=2), 0.0) is None
+    assert store.admit(_offer("C2", 200.0, coupons=2), 1.0) is None
+    assert store.admit(_offer("C3", 300.0, coupons=2), 2.0) == "budget"
+    # Valid up to and including its expiry: still reserved at 100.0.
+    assert store.admit(_offer("C3", 300.0, coupons=2), 100.0) == "budget"
+    assert store.budget("budget:bogo", 100.0).reserved == 2
+    # Past it, C1's slot and money go back, and the next offer fits.
+    assert store.admit(_offer("C3", 300.0, coupons=2), 100.5) is None
+    state = store.budget("budget:bogo", 100.5)
+    assert state == BudgetState(3, 6.0, 2, 4.0, 0, 0.0)
+    assert (state.released, state.released_amount) == (1, 2.0)
+    assert store.redeem("C1", 101.0)[1] == "expired_coupon"
+    assert store.budget("budget:bogo", 101.0) == state
+
+
+def test_budget_in_money_counts_reserved_and_spent(store: GuardStore) -> None:
+    assert store.admit(_offer("C1", 100.0, cost=4.0, amount=10.0), 0.0) is None
+    assert store.admit(_offer("C2", 100.0, cost=4.0, amount=10.0), 0.0) is None
+    assert store.redeem("C1", 10.0)[1] is None  # 4.0 spent, 4.0 reserved
+    assert store.admit(_offer("C3", 500.0, cost=4.0, amount=10.0), 20.0) == "budget"
+    # C2 expires unredeemed: 4.0 spent + 4.0 new reservation fit in 10.0.
+    assert store.admit(_offer("C3", 500.0, cost=4.0, amount=10.0), 100.001) is None
+    state = store.budget("budget:bogo", 100.001)
+    assert state == BudgetState(3, 12.0, 1, 4.0, 1, 4.0)
+    assert state.amount == 8.0
+
+
+def test_budget_without_now_releases_nothing(store: GuardStore) -> None:
+    assert store.admit(_offer("C1", 100.0), 0.0) is None
+    assert store.budget("budget:bogo").reserved == 1
+    assert store.budget("budget:bogo", 1000.0).reserved == 0
+    assert store.budget("budget:bogo").released == 1
+
+
+def test_a_forgotten_shoppers_reservation_still_expires(store: GuardStore) -> None:
+    assert store.admit(_offer("C1", 100.0, shopper="s7"), 0.0) is None
+    assert store.forget_shopper("s7") >= 1
+    assert store.budget("budget:bogo", 50.0).reserved == 1  # budgets are not about shoppers
+    assert store.budget("budget:bogo", 150.0) == BudgetState(1, 2.0, 0, 0.0, 0, 0.0)
+
+
+def test_many_reservations_release_in_one_go(store: GuardStore) -> None:
+    for i in range(1200):  # more than one release batch of the Redis script
+        assert store.admit(_offer(f"C{i:04d}", 100.0 + i % 3, cost=0.1), float(i) / 100) is None
+    state = store.budget("budget:bogo", 102.5)
+    assert (state.issued, state.reserved, state.reserved_amount) == (1200, 0, 0.0)
+    assert state.issued_amount == pytest.approx(120.0)
 
 
 # --- redeem ------------------------------------------------------------------

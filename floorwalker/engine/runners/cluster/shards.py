@@ -24,12 +24,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
 from floorwalker.devices.events import Event
 from floorwalker.devices.registry import Registry
 from floorwalker.devices.topics import store_of
-from floorwalker.engine.core.actions import Action
+from floorwalker.engine.core.actions import Action, wire_payload
 from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
@@ -185,8 +186,16 @@ class Shards:
         return out
 
     def _actions(self, actions: list[Action], _cause: Event | None, _arrival: float) -> None:
-        prefix = self.prefix
-        self._out.extend(action_record(a.ts, a.topic(prefix), a.payload()) for a in actions)
+        prefix, regs = self.prefix, self.registries
+        self._out.extend(
+            action_record(a.ts, a.topic(prefix), wire_payload(a, _tz(regs, a.store)))
+            for a in actions
+        )
 
     def _dead(self, letter: DeadLetter) -> None:
         self._out.append(action_record(letter.at, letter.topic, letter.payload()))
+
+
+def _tz(registries: Mapping[str, Registry], store: str) -> tzinfo | None:
+    registry = registries.get(store)
+    return None if registry is None else registry.tzinfo
