@@ -586,7 +586,12 @@ class OfferModel(_Model):
     id: Slug = Field(description="The offer's id; redeemed coupons are counted against it.")
     message: Message = Field(description="What the shopper reads; may use {zone}, {offer}, ...")
     expires: Duration = Field(description="How long the coupon stays valid, e.g. 2h.")
-    cost: float = Field(default=0.0, ge=0, description="What one redemption costs, for budgets.")
+    cost: float = Field(
+        default=0.0,
+        ge=0,
+        description="What one coupon costs the campaign budget: reserved when the coupon is "
+        "issued, spent when it is redeemed, given back if it expires unredeemed.",
+    )
     code_prefix: str = Field(default="", description="Text put in front of each coupon code.")
 
 
@@ -715,12 +720,23 @@ class CapModel(_Model):
 
 
 class BudgetModel(_Model):
-    """The campaign's budget; offers stop when it is spent."""
+    """The campaign's budget, shared by every store. Each coupon issued reserves its cost
+    (and one coupon); a redemption spends the reservation; a coupon that expires
+    unredeemed gives it back. Offers stop while reserved + spent would pass a limit."""
 
     model_config = ConfigDict(title="Budget", json_schema_extra={"minProperties": 1})
 
-    coupons: int | None = Field(default=None, ge=1, description="How many coupons in all.")
-    amount: float | None = Field(default=None, gt=0, description="Total cost of redemptions.")
+    coupons: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many coupons may be out or redeemed at once (expired ones come back).",
+    )
+    amount: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most money reserved (coupons out) plus spent (coupons redeemed), "
+        "in the offers' `cost` unit.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> BudgetModel:
