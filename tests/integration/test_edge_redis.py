@@ -53,8 +53,14 @@ def test_two_runners_sharing_redis_never_overspend_a_budget(
         profiles=[consenting(s) for s in shoppers],
     )
     assert load_profiles(redis_service.url, files, unique_prefix) == SHOPPERS
+    metrics_port = services.free_port()
     runners = [
-        start_process(files, redis=redis_service.url, client_id=f"{unique_prefix}-{name}")
+        start_process(
+            files,
+            redis=redis_service.url,
+            client_id=f"{unique_prefix}-{name}",
+            env_extra={"FLOORWALKER_METRICS_PORT": str(metrics_port)} if name == "A" else {},
+        )
         for name in ("A", "B")
     ]
     wait_ready(probe, runners)
@@ -81,10 +87,20 @@ def test_two_runners_sharing_redis_never_overspend_a_budget(
     assert all(o.json()["rule"] == "budget-dwell" for o in offers)
     client = redis.Redis.from_url(redis_service.url, decode_responses=True)
     try:
-        spent = client.hget(f"{unique_prefix}:guard:bud:budget:budget-dwell", "coupons")
+        budget = client.hgetall(f"{unique_prefix}:guard:bud:budget:budget-dwell")
     finally:
         client.close()
-    assert spent is not None and int(spent) == BUDGET
+    # Issued and still reserved (none redeemed, none expired yet), nothing spent.
+    counts = (int(budget["issued"]), int(budget["reserved"]), int(budget["spent"]))
+    assert counts == (BUDGET, BUDGET, 0)
+    # Runner A's gauges read the shared budget: all of it used, by both runners.
+    used = wait_metric(
+        metrics_port, "floorwalker_budget_used", BUDGET, rule="budget-dwell", unit="coupons"
+    )
+    assert used == BUDGET
+    text = scrape(metrics_port)
+    labels = {"rule": "budget-dwell", "unit": "coupons"}
+    assert metric(text, "floorwalker_budget_remaining", **labels) == 0.0
 
 
 def test_escalation_survives_kill_9_and_fires_once_on_time(

@@ -33,6 +33,7 @@ from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
+from floorwalker.engine.runners.budgets import BudgetWatch
 from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.engine.runners.metrics import Metrics
@@ -126,6 +127,10 @@ class EdgeRunner:
         self.decoder = Decoder(registries, DecoderSettings(prefix=s.prefix))
         self.step = self._make_step(self.engine)
         self.registries = registries
+        self.budgets = BudgetWatch(backends.guards, self.metrics)
+        self.budgets.watch(rules, registries)
+        if s.redis is not None:  # a shared store: read off the core thread
+            self._stack.callback(self.budgets.start().stop)
         self._watch = _FileWatch(s.registries, s.rules)
         link = LinkSettings.to(s.broker, s.client_id, inbound_filters(prefix=s.prefix))
         self.link = MqttLink(link, self.inbox)
@@ -336,6 +341,8 @@ class EdgeRunner:
         self._reconnects_seen = self.link.reconnects
         self.metrics.queue_depth(self.inbox.qsize())
         self.metrics.outbox_pending(self.link.pending)
+        if self.settings.redis is None:  # in memory: the core thread's own, no I/O
+            self.budgets.poll(engine.clock)
 
     # ------------------------------------------------------------------ hot reload
 
@@ -354,6 +361,7 @@ class EdgeRunner:
         self.decoder = Decoder(registries, DecoderSettings(prefix=self.settings.prefix))
         self.step.decoder = self.decoder
         self.registries = registries
+        self.budgets.watch(rules, registries)
         self.metrics.reload("ok")
         log.info("reloaded %d rule(s) for %d store(s)", len(rules.rules), len(registries))
         return True

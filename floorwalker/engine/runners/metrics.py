@@ -310,6 +310,19 @@ class Metrics:
             "Gateways silent or devices offline for longer than device_silence_s.",
             registry=r,
         )
+        self._budget_used = Gauge(
+            "floorwalker_budget_used",
+            "A campaign budget's use: reserved (coupons out) + spent (redeemed), by rule and "
+            "unit (coupons|amount). Budgets are chain-wide: every store shows the same value.",
+            ["store", "rule", "unit"],
+            registry=r,
+        )
+        self._budget_remaining = Gauge(
+            "floorwalker_budget_remaining",
+            "A campaign budget's limit minus its use, by rule and unit (coupons|amount).",
+            ["store", "rule", "unit"],
+            registry=r,
+        )
         # Known label values show up (at zero) before anything happens.
         for path in LATENCY_PATHS:
             self._decision_latency.labels(path=path)
@@ -440,6 +453,11 @@ class Metrics:
     def snapshot_bytes(self, store: str, size: int) -> None:
         """The size of the store's snapshot just written."""
         self._snapshot_bytes.labels(store=store).set(size)
+
+    def budget(self, store: str, rule: str, unit: str, used: float, remaining: float) -> None:
+        """Where a rule's budget stands (``unit``: ``coupons`` or ``amount``)."""
+        self._budget_used.labels(store=store, rule=rule, unit=unit).set(used)
+        self._budget_remaining.labels(store=store, rule=rule, unit=unit).set(remaining)
 
     def reload(self, outcome: str) -> None:
         """Count one rule reload; ``outcome`` is ``ok`` or ``refused``."""
