@@ -455,6 +455,15 @@ def _add_simulate(sub: Any) -> None:
     sim.add_argument("--batch", type=float, default=1.0, help="gateway batch interval, s")
     sim.add_argument("--redeem-share", type=float, default=0.3, help="live: offers redeemed")
     sim.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
+    loop = sim.add_argument_group("closed loop (backtests: see README)")
+    loop.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="run the engine in the loop: shoppers redeem the coupons they get (needs"
+        " --capture and --profiles-out)",
+    )
+    loop.add_argument("--rules", type=Path, default=CATALOG, help="rules (default: the catalog)")
+    loop.add_argument("--response", type=Path, help="response model (YAML; default: built in)")
     sim.set_defaults(func=_cmd_simulate)
 
 
@@ -589,6 +598,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         batch_s=args.batch,
         redeem_share=args.redeem_share,
     )
+    if args.closed_loop:
+        print(orjson.dumps(_closed_loop(args, settings)).decode())
+        return 0
     try:
         summary = run_simulate(
             args.registry,
@@ -605,6 +617,27 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 130
     print(orjson.dumps(summary).decode())
     return 0
+
+
+def _closed_loop(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
+    from floorwalker.simulators.closed_loop import load_response_model, simulate_closed_loop
+
+    if args.capture is None or args.profiles_out is None:
+        raise ConfigError(
+            "simulate --closed-loop writes a capture and the profiles to replay it with:"
+            " give --capture FILE and --profiles-out FILE"
+        )
+    model = load_response_model(args.response) if args.response is not None else None
+    return simulate_closed_loop(
+        args.registry,
+        settings,
+        args.rules,
+        capture=args.capture,
+        profiles_out=args.profiles_out,
+        model=model,
+        truth=args.truth,
+        prefix=args.prefix,
+    )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
