@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -55,7 +56,7 @@ def closed_loop(
 
 def replay_capture(
     capture: Path, profiles: Path, rules: Path
-) -> tuple[list[dict[str, object]], list[Decision]]:
+) -> tuple[list[dict[str, Any]], list[Decision]]:
     regs = load_registries([DEMO_REGISTRY])
     decisions: list[Decision] = []
     replay = Replay(
@@ -65,7 +66,7 @@ def replay_capture(
         ReplaySettings(deadletters=False),
         on_decision=decisions.append,
     )
-    actions: list[dict[str, object]] = []
+    actions: list[dict[str, Any]] = []
 
     def out(at: float, topic: str, payload: object) -> None:
         actions.append({"at": at, "topic": topic, "payload": payload})
@@ -76,7 +77,7 @@ def replay_capture(
     return actions, decisions
 
 
-def coupon_lines(capture: Path) -> list[dict[str, object]]:
+def coupon_lines(capture: Path) -> list[dict[str, Any]]:
     lines = [orjson.loads(raw) for raw in capture.read_bytes().splitlines()]
     return [
         line["payload"]
@@ -111,7 +112,7 @@ def test_redemptions_use_the_codes_the_engine_issued(
     rules, capture, profiles, summary = loop
     actions, _ = replay_capture(capture, profiles, rules)
     offers = {
-        a["payload"]["code"]: (a["topic"], a["payload"])  # type: ignore[index]
+        a["payload"]["code"]: (a["topic"], a["payload"])
         for a in actions
         if str(a["topic"]).endswith("/offer")
     }
@@ -138,9 +139,9 @@ def test_holdout_shoppers_never_get_nor_redeem_the_rules_coupon(
     treated = {d.subject for d in decisions if d.rule == HOLDOUT_RULE and d.sent}
     assert held and treated and not held & treated
     rule_codes = {
-        a["payload"]["code"]  # type: ignore[index]
+        a["payload"]["code"]
         for a in actions
-        if str(a["topic"]).endswith("/offer") and a["payload"]["rule"] == HOLDOUT_RULE  # type: ignore[index]
+        if str(a["topic"]).endswith("/offer") and a["payload"]["rule"] == HOLDOUT_RULE
     }
     redeemers = {r["shopper"] for r in coupon_lines(capture) if r["coupon"] in rule_codes}
     assert redeemers, "treated shoppers redeemed the rule's coupon"
