@@ -162,9 +162,7 @@ class _Visit:
 class _Phones:
     """The simulated phones: each offer received becomes, maybe, a coupon line later."""
 
-    def __init__(
-        self, sim: Simulation, rules: RuleSet, model: ResponseModel, prefix: str
-    ) -> None:
+    def __init__(self, sim: Simulation, rules: RuleSet, model: ResponseModel, prefix: str) -> None:
         self.sim, self.model, self.prefix = sim, model, prefix
         self.seed = sim.settings.seed
         self.costs = {
@@ -296,8 +294,6 @@ def run_closed_loop(
             else:
                 break
     return res
-
-
 
 
 def simulate_closed_loop(

@@ -57,6 +57,8 @@ class _Backends:
     profiles: ProfileSource
     journal: AlertJournal
     history: Any | None = None
+    recorder: Any | None = None
+    """The report record (decisions, offers, redemptions to Redis streams)."""
     closers: list[Any] = field(default_factory=list)
 
 
@@ -109,12 +111,14 @@ class EdgeRunner:
         rules = load_rules_for(s.rules, registries)
         backends = self._backends(s)
         self.history = backends.history
+        self.recorder = backends.recorder
         self.engine = Engine(
             rules,
             registries,
             profiles=backends.profiles,
             guards=backends.guards,
             journal=backends.journal,
+            on_decision=self.recorder.decision if self.recorder is not None else None,
             settings=EngineSettings(lateness_s=s.lateness_s, device_silence_s=s.device_silence_s),
         )
         if s.redis is not None:
@@ -173,6 +177,7 @@ class EdgeRunner:
             RedisProfiles,
             RedisProfileSettings,
         )
+        from floorwalker.engine.stores.redis_record import ActivityRecorder  # noqa: PLC0415
 
         guards = RedisGuardStore.from_url(
             s.redis, RedisGuardSettings(prefix=s.redis_prefix + "guard:")
@@ -181,9 +186,11 @@ class EdgeRunner:
         profiles = self._stack.enter_context(RedisProfiles.from_url(s.redis, prefix=s.redis_prefix))
         journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix)
         history = self._stack.enter_context(PosHistory.from_url(s.redis, prefix=s.redis_prefix))
+        record = ActivityRecorder.from_url(s.redis, prefix=s.redis_prefix)
+        recorder = self._stack.enter_context(record)
         erasures = RedisProfileSettings(prefix=s.redis_prefix).erase_channel
         self._stack.enter_context(_EraseListener(s.redis, erasures, self._erase))
-        return _Backends(guards, profiles, journal, history)
+        return _Backends(guards, profiles, journal, history, recorder)
 
     def start(self) -> None:
         """Run the core loop in a background thread (tests, the demo)."""
@@ -298,6 +305,8 @@ class EdgeRunner:
     def _observe(self, event: Event) -> None:
         if self.history is not None and isinstance(event, PosItem | CouponRedeemed | Checkout):
             self.history.observe(event)  # RFM input; a background writer, never blocks
+            if self.recorder is not None:
+                self.recorder.event(event)  # the report's redemptions; never blocks either
 
     def _on_actions(self, actions: list[Action], cause: Event | None, arrival: float) -> None:
         if cause is None:  # timers that fell due as the clock moved to now
@@ -316,6 +325,8 @@ class EdgeRunner:
         """Publish; measure timer lateness (due -> publish) or, for actions an event
         caused, latency from the event's device ``ts`` and from its arrival."""
         prefix, regs = self.settings.prefix, self.registries
+        if self.recorder is not None:
+            self.recorder.actions(actions)  # the report's offers (a queue append)
         for action in actions:
             tz = regs[action.store].tzinfo if action.store in regs else None
             self.link.publish(action.topic(prefix), orjson.dumps(wire_payload(action, tz)))

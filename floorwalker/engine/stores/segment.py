@@ -38,6 +38,7 @@ from floorwalker.engine.stores.redis_profiles import (
     forget_profile,
     publish_bulk_change,
 )
+from floorwalker.engine.stores.redis_record import RecordSettings, forget_shopper_records
 from floorwalker.errors import GuardStoreError
 
 
@@ -49,6 +50,7 @@ class RedisStoresSettings:
     alerts: RedisAlertSettings = field(default_factory=RedisAlertSettings)
     pos: PosHistorySettings = field(default_factory=PosHistorySettings)
     guards: RedisGuardSettings = field(default_factory=RedisGuardSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)
     rfm: rfm.RfmSettings = field(default_factory=rfm.RfmSettings)
     socket_timeout_s: float = 30.0
     """For these bulk commands only (large SCAN / XRANGE pages, big transactions)."""
@@ -62,6 +64,7 @@ class RedisStoresSettings:
             alerts=RedisAlertSettings(prefix=prefix),
             pos=PosHistorySettings(prefix=prefix),
             guards=RedisGuardSettings(prefix=f"{prefix}guard:"),
+            record=RecordSettings(prefix=prefix),
         )
 
 
@@ -176,7 +179,8 @@ def forget_shopper_everywhere(
     Returns counts: ``profile`` (0 or 1), ``guard_keys`` (as
     ``RedisGuardStore.forget_shopper``), ``alerts`` (journal entries scrubbed:
     the alert stays, since staff may still be helping, but no longer names the
-    shopper — the engine's own rule), ``checkouts`` (stream entries deleted).
+    shopper — the engine's own rule), ``checkouts`` (stream entries deleted),
+    ``records`` (entries of the report record, :mod:`.redis_record`, deleted).
 
     ``engines_told``: running engines that got the erasure notice (on
     ``RedisProfileSettings.erase_channel``); each forgets the shopper from its
@@ -192,6 +196,7 @@ def forget_shopper_everywhere(
         with store_errors("alert journal erasure"):
             alerts = _scrub_alerts(client, settings.alerts, shopper)
         checkouts = delete_checkouts_of(client, shopper, settings.pos)
+        records = forget_shopper_records(client, shopper, settings.record)
         with store_errors("erasure notice"):
             told = int(client.publish(settings.profiles.erase_channel, shopper))
     finally:
@@ -201,6 +206,7 @@ def forget_shopper_everywhere(
         "guard_keys": guard_keys,
         "alerts": alerts,
         "checkouts": checkouts,
+        "records": records,
         "engines_told": told,
     }
 

@@ -49,6 +49,7 @@ def runner(catalog: RuleSet, history: FakeHistory | None = None) -> tuple[EdgeRu
     link = FakeLink()
     edge.link = link  # type: ignore[assignment]
     edge.history = history
+    edge.recorder = None
     edge.engine = Engine(
         catalog, {"s001": registry}, profiles=ProfileBook({p.shopper: p for p in PROFILES})
     )

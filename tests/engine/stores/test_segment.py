@@ -11,12 +11,14 @@ import orjson
 import pytest
 import redis as redis_py
 
+from floorwalker.engine.core.actions import Decision, Offer
 from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.core.guards import CounterLimit, CouponRecord, Ticket
 from floorwalker.engine.stores.pos_history import PosHistory
 from floorwalker.engine.stores.redis_alerts import RedisAlertJournal
 from floorwalker.engine.stores.redis_guards import RedisGuardStore
 from floorwalker.engine.stores.redis_profiles import RedisProfiles, import_profiles
+from floorwalker.engine.stores.redis_record import ActivityRecorder, read_records
 from floorwalker.engine.stores.rfm import DAY_S
 from floorwalker.engine.stores.segment import (
     RedisStoresSettings,
@@ -188,6 +190,12 @@ def test_forget_shopper_everywhere(
     )
     journal.save(named)
     journal.save(other)
+    with ActivityRecorder(raw, settings.record) as recorder:
+        for shopper in ("s1", "s2"):
+            recorder.decision(Decision(NOW, "s001", "bogo", "offer", shopper, True, "sent", "a"))
+            offer = Offer(f"a-{shopper}", "s001", shopper, NOW, "bogo", "y", "C", "m", NOW + 1)
+            recorder.actions([offer])
+        assert recorder.wait_idle(10.0)
 
     with RedisProfiles.from_url(url, prefix=settings.profiles.prefix) as cache:
         assert cache.get("s1") is not None
@@ -197,6 +205,7 @@ def test_forget_shopper_everywhere(
             "guard_keys": 3,
             "alerts": 1,
             "checkouts": 3,
+            "records": 2,
             "engines_told": 0,
         }
         assert eventually(lambda: cache.get("s1") is None)
@@ -215,11 +224,15 @@ def test_forget_shopper_everywhere(
     page: list[Any] = raw.xrange(settings.pos.stream) or []
     shoppers = [f["shopper"] for _, f in page]
     assert shoppers == ["s2"]
+    offers = list(read_records(raw, "offers", settings.record))
+    assert [o["shopper"] for o in offers] == ["s2"]
+    assert [d["subject"] for d in read_records(raw, "decisions", settings.record)] == ["s2"]
     assert forget_shopper_everywhere(url, "s1", prefix=settings.profiles.prefix) == {
         "profile": 0,
         "guard_keys": 0,
         "alerts": 0,
         "checkouts": 0,
+        "records": 0,
         "engines_told": 0,
     }
 
