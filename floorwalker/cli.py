@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_kafka(sub)
     _add_worker(sub)
     _add_bridge(sub)
+    from floorwalker.dashboards.report.command import add_report
+
+    add_report(sub, _duration)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"

@@ -133,6 +133,8 @@ class Report:
     source: str = ""
     redemptions_refused: Mapping[str, int] = field(default_factory=dict)
     """POS coupon lines that were not redemptions, by why (unknown, again, expired)."""
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    """Input lines that could not be used, by file and reason."""
 
     def totals(self) -> list[RuleDay]:
         return [r for r in self.rows if r.day == ALL_DAYS]
@@ -288,6 +290,7 @@ def compute_report(data: ReportInput, settings: ReportSettings | None = None) ->
     start, end = (min(times), max(times)) if times else (None, None)
     as_of = settings.as_of if settings.as_of is not None else end
     ctx = _Context(settings, days_of, purchases, redeemed, offers, decisions, as_of)
+    ctx.budgets_now = data.budgets
     rows: list[RuleDay] = []
     never: list[str] = []
     all_days: set[str] = set()
@@ -333,6 +336,7 @@ class _Context:
     ) -> None:
         self.settings, self.days_of, self.purchases = settings, days_of, purchases
         self.as_of = as_of
+        self.budgets_now: Mapping[str, BudgetState] | None = None
         self.redeemed: dict[str, list[_Redeemed]] = defaultdict(list)
         for r in redeemed:
             self.redeemed[r.offer.rule].append(r)
@@ -415,6 +419,8 @@ class _Context:
             issued_now = [o for o in offers if self.days_of(o.store, o.ts) == day]
             redeemed_now = [r for r in redeemed if self.days_of(r.at.store, r.at.ts) == day]
         state = budget_at(offers, redeemed, cost, at)
+        if day == ALL_DAYS and self.budgets_now is not None and info.id in self.budgets_now:
+            state = self.budgets_now[info.id]
         return BudgetRow(
             info.budget_coupons,
             info.budget_amount,
@@ -456,6 +462,7 @@ def as_dict(report: Report) -> dict[str, Any]:
         "never_triggered": report.never_triggered,
         "rows": [row_dict(r) for r in report.rows],
         "redemptions_refused": dict(report.redemptions_refused),
+        "skipped": dict(report.skipped),
     }
 
 

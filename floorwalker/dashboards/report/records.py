@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from floorwalker.engine.core.guards import BudgetState
 from floorwalker.rules.model import AlertSpec, OfferSpec, RuleSet
 
 
@@ -136,3 +137,8 @@ class ReportInput:
     checkouts: list[CheckoutRec] = field(default_factory=list)
     source: str = ""
     """Where the records came from, for the report's header."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Input lines that could not be used, by file and reason."""
+    budgets: Mapping[str, BudgetState] | None = None
+    """rule -> its budget now, when the guard store itself was read (a live runner);
+    the ``all`` rows then show it instead of what the records imply."""
