@@ -12,11 +12,15 @@ import pytest
 import redis
 
 from floorwalker import services
+from floorwalker.dashboards.report import RuleDay, todays_report, todays_report_html
+from floorwalker.devices.registry import load_registries
+from floorwalker.rules.loader import load_rules_for
 from tests.integration.conftest import (
     Lingering,
     Probe,
     StartEdge,
     StartProcess,
+    StoreFiles,
     bell_rule,
     consenting,
     dwell_rule,
@@ -101,6 +105,27 @@ def test_two_runners_sharing_redis_never_overspend_a_budget(
     text = scrape(metrics_port)
     labels = {"rule": "budget-dwell", "unit": "coupons"}
     assert metric(text, "floorwalker_budget_remaining", **labels) == 0.0
+    # Today's campaign report, from what both runners recorded in Redis.
+    row = _todays_row(redis_service.url, files, unique_prefix, "budget-dwell", sent=BUDGET)
+    assert row.coupons == BUDGET and row.blocked.get("budget", 0) > 0
+    assert row.budget is not None and row.budget.remaining_coupons == 0
+
+
+def _todays_row(url: str, files: StoreFiles, prefix: str, rule: str, *, sent: int) -> RuleDay:
+    """The rule's row of today's report once the runners' record shows ``sent``."""
+    registries = load_registries([files.registry])
+    ruleset = load_rules_for(files.rules, registries)
+    deadline = time.monotonic() + 10.0
+    while True:
+        report = todays_report(url, ruleset, registries, prefix=f"{prefix}:")
+        (row,) = [r for r in report.totals() if r.rule == rule]
+        if row.sent >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert row.sent == sent, row
+    html = todays_report_html(url, ruleset, registries, prefix=f"{prefix}:")
+    assert "<table id='rules'>" in html and rule in html
+    return row
 
 
 def test_escalation_survives_kill_9_and_fires_once_on_time(

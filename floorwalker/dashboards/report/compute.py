@@ -135,6 +135,8 @@ class Report:
     """POS coupon lines that were not redemptions, by why (unknown, again, expired)."""
     skipped: Mapping[str, int] = field(default_factory=dict)
     """Input lines that could not be used, by file and reason."""
+    timezone: tzinfo | None = None
+    """The (first) store's timezone: times are shown in store time."""
 
     def totals(self) -> list[RuleDay]:
         return [r for r in self.rows if r.day == ALL_DAYS]
@@ -317,7 +319,9 @@ def compute_report(data: ReportInput, settings: ReportSettings | None = None) ->
         start,
         end,
         data.source,
-        dict(sorted(refused.items())),
+        redemptions_refused=dict(sorted(refused.items())),
+        skipped=dict(data.skipped),
+        timezone=next(iter(data.timezones.values()), None),
     )
 
 

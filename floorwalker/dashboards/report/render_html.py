@@ -38,7 +38,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem}
 .meta{color:#555;font-size:.9rem}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.88rem}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right;vertical-align:top}
-th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
+th:first-child,td:first-child{text-align:left;white-space:nowrap}th{background:#f5f5f5}
 tr.never td{color:#888;font-style:italic}
 .sig{font-weight:600;color:#2e7d32}.neg{color:#c62828}
 .legend span{display:inline-block;margin-right:1rem;font-size:.85rem}
@@ -72,7 +72,7 @@ def _period(report: Report) -> str:
     def when(ts: float | None) -> str:
         if ts is None:
             return "-"
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(ts, report.timezone or UTC).strftime("%Y-%m-%d %H:%M %Z")
 
     days = ", ".join(report.days) if report.days else "no activity"
     window = _duration(report.settings.window_s)
