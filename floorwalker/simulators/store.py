@@ -41,7 +41,9 @@ load or accuracy test needs on top:
   A **capture** (:meth:`Simulation.write_capture`) cannot contain redemptions
   or acknowledgements: their coupon codes and alert ids come from the engine,
   which has not run yet. Replaying a capture therefore shows no redemptions and
-  every alert escalates; use live mode for those.
+  every alert escalates; use live mode, or the closed loop
+  (:mod:`floorwalker.simulators.closed_loop`, ``simulate --closed-loop``: the
+  engine in the loop, real codes redeemed in the capture).
 
 Everything is deterministic for a seed (live mode's redemptions and answers
 depend on what the engine sends, and when).
