@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from floorwalker import services
-from floorwalker.dashboards.report import RuleDay, todays_report, todays_report_html
+from floorwalker.dashboards.report import LiveReport, RuleDay, todays_report_html
 from floorwalker.devices.registry import load_registries
 from floorwalker.rules.loader import load_rules_for
 from tests.integration.conftest import (
@@ -117,7 +117,7 @@ def _todays_row(url: str, files: StoreFiles, prefix: str, rule: str, *, sent: in
     ruleset = load_rules_for(files.rules, registries)
     deadline = time.monotonic() + 10.0
     while True:
-        report = todays_report(url, ruleset, registries, prefix=f"{prefix}:")
+        report = LiveReport(url, ruleset, registries, prefix=f"{prefix}:").report()
         (row,) = [r for r in report.totals() if r.rule == rule]
         if row.sent >= sent or time.monotonic() > deadline:
             break

@@ -42,13 +42,12 @@ from typing import Any
 from floorwalker.dashboards.report.lift import Lift
 from floorwalker.dashboards.report.records import (
     CheckoutRec,
-    DecisionRec,
     OfferRec,
     RedemptionRec,
     ReportInput,
     RuleInfo,
 )
-from floorwalker.engine.core.actions import reason_class
+from floorwalker.engine.core.actions import Decision, reason_class
 from floorwalker.engine.core.guards import BudgetState
 
 ALL_DAYS = "all"
@@ -160,7 +159,7 @@ class _Candidate:
     subject: str
 
 
-def _outcome(decisions: Sequence[DecisionRec]) -> tuple[str, str]:
+def _outcome(decisions: Sequence[Decision]) -> tuple[str, str]:
     """(outcome, reason) of one candidate from its decisions; see the module docstring."""
     if any(d.sent for d in decisions):
         return "sent", "sent"
@@ -173,9 +172,9 @@ def _outcome(decisions: Sequence[DecisionRec]) -> tuple[str, str]:
     return "blocked", first.reason
 
 
-def _candidates(decisions: Iterable[DecisionRec], day_of: _Days) -> list[_Candidate]:
+def _candidates(decisions: Iterable[Decision], day_of: _Days) -> list[_Candidate]:
     """Decisions grouped into candidates, in time order."""
-    grouped: dict[str, list[DecisionRec]] = {}
+    grouped: dict[str, list[Decision]] = {}
     for d in decisions:
         if d.candidate is not None:
             grouped.setdefault(d.candidate, []).append(d)
@@ -335,7 +334,7 @@ class _Context:
         purchases: _Purchases,
         redeemed: list[_Redeemed],
         offers: list[OfferRec],
-        decisions: list[DecisionRec],
+        decisions: list[Decision],
         as_of: float | None,
     ) -> None:
         self.settings, self.days_of, self.purchases = settings, days_of, purchases

@@ -1,6 +1,7 @@
 """What a campaign report is computed from: decisions, offers, redemptions, checkouts, rules.
 
-Small frozen records, read from a replay's files or from a live runner's
+The engine's own :class:`~floorwalker.engine.core.actions.Decision` records and small
+frozen records of the rest, read from a replay's files or from a live runner's
 record in Redis (:mod:`floorwalker.dashboards.report.sources`), and the rules'
 facts the report needs (:class:`RuleInfo`). Nothing here computes.
 """
@@ -12,43 +13,30 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from floorwalker.engine.core.actions import Decision
 from floorwalker.engine.core.guards import BudgetState
 from floorwalker.rules.model import AlertSpec, OfferSpec, RuleSet
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRec:
-    """One line of the decisions file (``Decision.to_json``)."""
-
-    ts: float
-    store: str
-    rule: str
-    kind: str
-    subject: str
-    sent: bool
-    reason: str
-    action_id: str
-    candidate: str | None
-    """None for an alert's follow-ups (escalation steps): not a candidate of its own."""
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> DecisionRec | None:
-        """None for a line that is not a decision (``never_triggered`` lines, junk)."""
-        outcome = doc.get("outcome")
-        if outcome not in ("sent", "suppressed") or not isinstance(doc.get("ts"), int | float):
-            return None
-        candidate = doc["candidate"] if "candidate" in doc else doc.get("action_id")
-        return cls(
-            float(doc["ts"]),
-            str(doc["store"]),
-            str(doc["rule"]),
-            str(doc["kind"]),
-            str(doc.get("subject") or ""),
-            outcome == "sent",
-            str(doc["reason"]),
-            str(doc.get("action_id") or ""),
-            None if candidate is None else str(candidate),
-        )
+def decision_from_json(doc: Mapping[str, Any]) -> Decision | None:
+    """A line of the decisions file (``Decision.to_json``) back as a Decision; None for a
+    line that is not one (``never_triggered`` lines). A file written before candidate
+    ids counts each action as its own candidate."""
+    outcome = doc.get("outcome")
+    if outcome not in ("sent", "suppressed") or not isinstance(doc.get("ts"), int | float):
+        return None
+    candidate = doc["candidate"] if "candidate" in doc else doc.get("action_id")
+    return Decision(
+        float(doc["ts"]),
+        str(doc["store"]),
+        str(doc["rule"]),
+        str(doc["kind"]),
+        str(doc.get("subject") or ""),
+        outcome == "sent",
+        str(doc["reason"]),
+        str(doc.get("action_id") or ""),
+        None if candidate is None else str(candidate),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +119,7 @@ class ReportInput:
     rules: list[RuleInfo]
     timezones: Mapping[str, tzinfo]
     """store -> its timezone: days are store days"""
-    decisions: list[DecisionRec] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     offers: list[OfferRec] = field(default_factory=list)
     redemptions: list[RedemptionRec] = field(default_factory=list)
     checkouts: list[CheckoutRec] = field(default_factory=list)

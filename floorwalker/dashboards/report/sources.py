@@ -31,10 +31,10 @@ import orjson
 
 from floorwalker.dashboards.report.records import (
     CheckoutRec,
-    DecisionRec,
     OfferRec,
     RedemptionRec,
     ReportInput,
+    decision_from_json,
     rule_infos,
 )
 from floorwalker.devices.decode import Decoder, DecoderSettings
@@ -63,7 +63,7 @@ def from_files(
         source=f"replay: {decisions.name}, {actions.name}, {capture.name}",
     )
     for doc in _jsonl(decisions, skipped):
-        rec = DecisionRec.from_json(doc)
+        rec = decision_from_json(doc)
         if rec is not None:
             data.decisions.append(rec)
         elif doc.get("outcome") != "never_triggered":
@@ -100,21 +100,11 @@ def _jsonl(
 
 
 def _offer(topic: object, payload: object, prefix: str) -> OfferRec | None:
+    """An offer action of replay's output (its store and shopper are in the topic)."""
     where = parse_outbound(topic, prefix)
     if where is None or where.kind != OutboundKind.OFFER or not isinstance(payload, dict):
         return None
-    try:
-        return OfferRec(
-            float(payload["ts"]),
-            where.store,
-            str(where.target),
-            str(payload["rule"]),
-            str(payload["offer"]),
-            str(payload["code"]),
-            float(payload["expires"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+    return _offer_doc({**payload, "store": where.store, "shopper": where.target})
 
 
 def _capture_pos(path: Path, skipped: Counter[str]) -> Iterator[tuple[str, bytes]]:
@@ -186,7 +176,7 @@ def from_redis(
     try:
         data.decisions = _unique(
             (
-                DecisionRec.from_json(d)
+                decision_from_json(d)
                 for d in read_records(client, "decisions", settings, since=since)
             ),
             key=lambda d: (d.candidate, d.action_id, d.reason, d.ts),

@@ -12,12 +12,12 @@ from floorwalker.dashboards.report import render_report_html, report_csv
 from floorwalker.dashboards.report.compute import ALL_DAYS, ReportSettings, compute_report
 from floorwalker.dashboards.report.records import (
     CheckoutRec,
-    DecisionRec,
     OfferRec,
     RedemptionRec,
     ReportInput,
     RuleInfo,
 )
+from floorwalker.engine.core.actions import Decision
 from floorwalker.engine.core.testing import T0
 
 DAY = 86400.0
@@ -27,8 +27,8 @@ TZ = {"s001": ZoneInfo("Asia/Shanghai")}
 
 def _d(
     ts: float, rule: str, kind: str, subject: str, reason: str, candidate: str | None
-) -> DecisionRec:
-    return DecisionRec(
+) -> Decision:
+    return Decision(
         ts, "s001", rule, kind, subject, reason == "sent", reason, f"a-{candidate}", candidate
     )
 
