@@ -76,10 +76,11 @@ class Triggers:
             aw = self._awake[id(listeners)] = split(listeners, ts, st.calendar, st.compiled.gates)
         if aw.asleep:
             stats = self.decider.stats
-            triggered, suppressed = stats.triggered, stats.suppressed
+            triggered, suppressed, filtered = stats.triggered, stats.suppressed, stats.filtered
             for rule, reason, actions in aw.asleep:
                 triggered[rule] += 1
                 suppressed[(rule, reason)] += actions
+                filtered[(rule, reason)] += 1  # as Decider._refuse_all: once per candidate
         return aw.listeners
 
     def _apply(self, lst: Listener, ctx: Context) -> None:
