@@ -320,7 +320,7 @@ def _add_worker(sub: Any) -> None:
         "--clock",
         choices=["event", "wall"],
         default="event",
-        help="event: a store's clock is its events' ts, as replay (wall: not built yet)",
+        help="event: a store's clock is its events' ts, as replay; wall: timers on the wall clock",
     )
     worker.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
     worker.add_argument(
@@ -330,10 +330,23 @@ def _add_worker(sub: Any) -> None:
     worker.add_argument("--datadir", type=Path, help="faust data directory (default: a temp dir)")
     worker.add_argument("--lateness", type=_duration, default=0.0, help="reorder window")
     worker.add_argument("--loglevel", default="warning", help="faust's log level")
+    worker.add_argument("--name", default="", help="worker name in its records (default host:pid)")
+    worker.add_argument(
+        "--checkpoint-every", type=_duration, default=1.0, help="snapshot interval (default 1s)"
+    )
+    worker.add_argument(
+        "--session-timeout", type=_duration, default=6.0, help="consumer group (default 6s)"
+    )
+    worker.add_argument("--heartbeat", type=_duration, default=0.5, help="default 0.5s")
+    worker.add_argument(
+        "--fetch-wait", type=_duration, default=0.02, help="broker fetch wait (default 20ms)"
+    )
     worker.set_defaults(func=_cmd_worker)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    import time
+
     from floorwalker.devices.decode import DecoderSettings
     from floorwalker.devices.registry import load_registries
     from floorwalker.engine.core.guards import GuardStore
@@ -343,9 +356,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from floorwalker.engine.runners.cluster.worker import WorkerSettings, run_worker
     from floorwalker.rules.loader import load_rules_for
 
-    if args.clock == "wall":
-        print("floorwalker worker: --clock wall is not built yet", file=sys.stderr)
-        return 2
     regs = load_registries(args.registry)
     rules = load_rules_for(args.rules, regs)
     guards: GuardStore | None = None
@@ -369,6 +379,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         guards=guards,
         engine_settings=EngineSettings(lateness_s=args.lateness),
         decoder_settings=DecoderSettings(prefix=args.prefix),
+        now=time.time if args.clock == "wall" else None,
     )
     settings = WorkerSettings(
         kafka=args.kafka,
@@ -377,6 +388,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         datadir=args.datadir,
         loglevel=args.loglevel,
+        name=args.name,
+        checkpoint_every_s=args.checkpoint_every,
+        session_timeout_s=args.session_timeout,
+        heartbeat_s=args.heartbeat,
+        fetch_max_wait_ms=round(args.fetch_wait * 1000),
     )
     return run_worker(shards, settings)
 

@@ -22,6 +22,7 @@ from typing import IO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from floorwalker.devices.topics import DEFAULT_PREFIX
 from floorwalker.engine.runners.cluster.names import (
@@ -32,6 +33,13 @@ from floorwalker.engine.runners.cluster.names import (
     events_topic,
 )
 from floorwalker.engine.runners.replay import CaptureLine, read_capture
+
+
+def partition_of(store: str, partitions: int) -> int:
+    """The partition of a store's records: the Java client's (and aiokafka's) default
+    partitioner on the key, so the bridge, ``kafka load`` and faust agree."""
+    hashed: int = murmur2(store.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
