@@ -360,6 +360,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     rules = load_rules_for(args.rules, regs)
     guards: GuardStore | None = None
     profiles: ProfileSource
+    closers: list[Callable[[], object]] = []
     if args.redis is None:
         profiles = ProfileBook.load(args.profiles) if args.profiles else ProfileBook()
     else:
@@ -372,6 +373,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         redis_profiles = RedisProfiles.from_url(args.redis, prefix=args.redis_prefix)
         redis_profiles.start()
         profiles = redis_profiles
+        closers = [redis_profiles.close, guards.close]  # the visits not yet written go out
     shards = Shards(
         rules,
         regs,
@@ -394,7 +396,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat,
         fetch_max_wait_ms=round(args.fetch_wait * 1000),
     )
-    return run_worker(shards, settings)
+
+    def close_all() -> None:
+        for close in closers:
+            close()
+
+    return run_worker(shards, settings, close_all)
 
 
 def _add_bridge(sub: Any) -> None:

@@ -30,7 +30,9 @@ from tests.integration.conftest import (
     PERMISSIVE_POLICY,
     STORE_ID,
     Lingering,
+    Match,
     Probe,
+    Received,
     bell_rule,
     dwell_rule,
     load_profiles,
@@ -52,6 +54,13 @@ ON_TIME_S = 3.0
 def kafka(tmp_path: Path) -> Iterator[str]:
     with tansu(tmp_path / "tansu.log") as address:
         yield address
+
+
+def _page(probe: Probe, alert: str, step: int) -> Match:
+    def match(m: Received) -> bool:
+        return probe.is_alert(alert=alert)(m) and m.json()["step"] == step
+
+    return match
 
 
 def _alert_key(probe: Probe) -> Counter[tuple[str, str, int]]:
@@ -123,15 +132,11 @@ def test_kill_9_of_the_owner_moves_the_store_and_its_timers(
             owner.kill9()
             killed = time.time()
 
-            steps = {}
+            steps: dict[int, float] = {}
             for step, after in ((2, STEP_2_AFTER_S), (3, STEP_3_AFTER_S)):
                 due = pressed + after
                 got = probe.wait_for(
-                    lambda m, step=step: (
-                        probe.is_alert(alert=alert_id)(m) and m.json()["step"] == step
-                    ),
-                    due + 10.0 - time.time(),
-                    f"the step {step} page",
+                    _page(probe, alert_id, step), due + 10.0 - time.time(), f"the step {step} page"
                 )
                 steps[step] = got.at - due
             coupon = probe.wait_for(probe.is_offer("app-loyal"), 10.0, "the dwell coupon")

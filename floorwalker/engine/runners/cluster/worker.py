@@ -180,8 +180,16 @@ class WorkerCore:
     already handed to the producer.
     """
 
-    def __init__(self, shards: Shards, settings: WorkerSettings, app: _App) -> None:
+    def __init__(
+        self,
+        shards: Shards,
+        settings: WorkerSettings,
+        app: _App,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.shards = shards
+        self.on_stop = on_stop
+        """Run in the core thread after the final checkpoint (close Redis clients)."""
         self.settings = settings
         self.app = app
         self.name = settings.worker_name
@@ -286,6 +294,8 @@ class WorkerCore:
         written = await self.checkpoint()
         await self.app.producer.flush()
         log.info("final checkpoint: %d store(s)", written)
+        if self.on_stop is not None:
+            await self.core(self.on_stop)
 
     # ------------------------------------------------------------------ timers
 
@@ -359,10 +369,12 @@ class WorkerCore:
         return backlog
 
 
-def build_app(shards: Shards, settings: WorkerSettings) -> faust.App:
+def build_app(
+    shards: Shards, settings: WorkerSettings, on_stop: Callable[[], None] | None = None
+) -> faust.App:
     """The faust app: the events agent, the state table, checkpoints and timers (not started)."""
     app = _app(settings)
-    worker = WorkerCore(shards, settings, app)
+    worker = WorkerCore(shards, settings, app, on_stop)
     app.agent(worker.events, name="floorwalker.events")(worker.process)
     app.task(worker.checkpoints)
     if shards.wall:
@@ -386,8 +398,10 @@ def build_app(shards: Shards, settings: WorkerSettings) -> faust.App:
     return app
 
 
-def run_worker(shards: Shards, settings: WorkerSettings) -> int:
-    """Run a worker until SIGINT/SIGTERM."""
+def run_worker(
+    shards: Shards, settings: WorkerSettings, on_stop: Callable[[], None] | None = None
+) -> int:
+    """Run a worker until SIGINT/SIGTERM; ``on_stop`` after its final checkpoint."""
     # The events topic with its partition count before faust would auto-create it
     # with the broker's default (the state table's changelog follows it).
     names = [events_topic(settings.prefix), actions_topic(settings.prefix)]
@@ -396,7 +410,7 @@ def run_worker(shards: Shards, settings: WorkerSettings) -> int:
         loop.run_until_complete(ensure_topics(settings.kafka, names, settings.partitions))
     finally:
         loop.close()
-    app = build_app(shards, settings)
+    app = build_app(shards, settings, on_stop)
     worker = Worker(app, loglevel=settings.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0  # pragma: no cover (execute_from_commandline exits)
