@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_kafka(sub)
     _add_worker(sub)
     _add_bridge(sub)
+    from floorwalker.dashboards.cluster_cli import add_parser as add_cluster_demo
+
+    add_cluster_demo(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"

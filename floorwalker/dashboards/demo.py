@@ -152,7 +152,7 @@ def demo_timezone(now: float, hour: int = DEMO_HOUR) -> str:
     return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT+0"
 
 
-def _demo_registry(source: Path, workdir: Path, timezone: str) -> Path:
+def demo_registry(source: Path, workdir: Path, timezone: str) -> Path:
     """The registry file with another timezone (and the simulator's extras kept)."""
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     raw["timezone"] = timezone
@@ -195,7 +195,7 @@ def _demo_logging(workdir: Path) -> Iterator[_Notes]:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops the demo like Ctrl-C does (only the main thread may set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -228,7 +228,7 @@ def run_demo(settings: DemoSettings | None = None, *, out: TextIO | None = None)
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="floorwalker-demo-"))
             workdir = Path(tmp)
         notes = stack.enter_context(_demo_logging(workdir))
-        stack.enter_context(_sigterm_interrupts())
+        stack.enter_context(sigterm_interrupts())
         demo = _start(stack, s, workdir, notes, out)
         interrupted = _wait(s.minutes, demo.player)
         result = _finish(demo, interrupted)
@@ -261,7 +261,7 @@ def _start(
     registry = s.registry
     if not s.real_clock:
         timezone = demo_timezone(time.time())
-        registry = _demo_registry(s.registry, workdir, timezone)
+        registry = demo_registry(s.registry, workdir, timezone)
         layout = load_layout(registry)
     store = layout.registry.store
     tz = ZoneInfo(timezone)
