@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks (core)")
-    bench.add_argument("which", choices=["core", "live", "accuracy", "scaling"])
+    bench.add_argument("which", choices=["core", "live", "accuracy", "scaling", "cluster"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=_cmd_bench)
     return parser
@@ -966,6 +966,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from floorwalker.simulators.bench.scaling import main as bench_scaling
 
         return int(bench_scaling(list(args.rest)))
+    if args.which == "cluster":
+        from floorwalker.simulators.bench.cluster import main as bench_cluster
+
+        return int(bench_cluster(list(args.rest)))
     if args.which == "live":
         from floorwalker.simulators.bench.live import main as bench_live
 

@@ -146,7 +146,7 @@ class _App(faust.App):
         return _transport(self.fetch_max_wait_ms)(self.conf.broker_consumer, self)
 
 
-def _app(settings: WorkerSettings) -> _App:
+def faust_app(settings: WorkerSettings) -> _App:
     datadir = settings.datadir or Path(tempfile.mkdtemp(prefix="floorwalker-worker-"))
     app = _App(
         settings.app_id,
@@ -166,6 +166,34 @@ def _app(settings: WorkerSettings) -> _App:
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
+
+
+class RateMeter:
+    """Records handled and when the first and the last came (``bench cluster`` reads it)."""
+
+    def __init__(self, who: str = "worker", every_s: float = 2.0) -> None:
+        self.who = who
+        self.every_s = every_s
+        self.count = 0
+        self.first = self.last = self._reported = 0.0
+
+    def add(self, n: int) -> None:
+        now = time.time()
+        if self.count == 0:
+            self.first = now
+        self.count += n
+        self.last = now
+        if now - self._reported >= self.every_s:
+            self._reported = now
+            self.report()
+
+    def report(self) -> None:
+        print(
+            f"floorwalker {self.who}: handled {self.count} records "
+            f"from {self.first:.3f} to {self.last:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # --------------------------------------------------------------------------- the worker
@@ -197,6 +225,7 @@ class WorkerCore:
         self.lock = asyncio.Lock()
         self.held: list[EventT[Any]] = []
         """Records handled since the last checkpoint, acknowledged by the next one."""
+        self.rate = RateMeter()
         self.wake = asyncio.Event()
         self.scheduled = float("inf")
         self.stopping = False
@@ -257,6 +286,7 @@ class WorkerCore:
                 records, wake = await self.core(self.shards.handle_batch, items)
                 await self._produce(records)
                 self.held.extend(batch)
+            self.rate.add(len(batch))
             self._schedule(wake)
 
     # ------------------------------------------------------------------ checkpoints
@@ -294,6 +324,7 @@ class WorkerCore:
         written = await self.checkpoint()
         await self.app.producer.flush()
         log.info("final checkpoint: %d store(s)", written)
+        self.rate.report()
         if self.on_stop is not None:
             await self.core(self.on_stop)
 
@@ -373,7 +404,7 @@ def build_app(
     shards: Shards, settings: WorkerSettings, on_stop: Callable[[], None] | None = None
 ) -> faust.App:
     """The faust app: the events agent, the state table, checkpoints and timers (not started)."""
-    app = _app(settings)
+    app = faust_app(settings)
     worker = WorkerCore(shards, settings, app, on_stop)
     app.agent(worker.events, name="floorwalker.events")(worker.process)
     app.task(worker.checkpoints)
