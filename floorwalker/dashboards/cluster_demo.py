@@ -33,6 +33,7 @@ from floorwalker.dashboards.demo import (
     demo_registry,
     demo_timezone,
     sigterm_interrupts,
+    simulated_store,
 )
 from floorwalker.dashboards.live import ActionTail
 from floorwalker.devices.broker_config import SIMULATOR_USER, write_broker_config
@@ -43,7 +44,7 @@ from floorwalker.engine.runners.cluster.tansu import tansu
 from floorwalker.engine.stores.redis_profiles import import_profiles
 from floorwalker.errors import ServiceError
 from floorwalker.simulators.live_devices import StaffSettings, StaffSimulator, TrafficPlayer
-from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout, load_tokens
+from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout
 
 
 @dataclass(frozen=True)
@@ -178,24 +179,9 @@ def _started(s: ClusterDemoSettings, workdir: Path, out: TextIO) -> Iterator[_Ru
         devices = plain.with_identity(sim.username, sim.password)
         tail = ActionTail(devices, prefix=s.prefix, client_id="fw-cluster-demo-tail").start()
         stack.callback(tail.stop)
-        store = load_registry(registry).store
-        staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
-        staff.start()
-        stack.callback(staff.stop)
-        player = TrafficPlayer(
-            load_layout(registry),
-            load_tokens(s.profiles),
-            devices,
-            shoppers=s.shoppers,
-            seed=s.seed,
-            speed=s.speed,
-            block_minutes=s.block_minutes,
-            warm_minutes=s.warm_minutes,
-            prefix=s.prefix,
-        )
+        staff, player = simulated_store(stack, s, load_layout(registry), devices)
         _print_where(out, s, broker, redis, kafka, started, owned, profiles, workdir)
         player.start()
-        stack.callback(player.stop)
         yield _Running(
             started,
             tail,

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -73,7 +73,13 @@ from floorwalker.simulators.live_devices import (
     StaffSimulator,
     TrafficPlayer,
 )
-from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout, load_tokens
+from floorwalker.simulators.traffic import (
+    DEMO_PROFILES,
+    DEMO_REGISTRY,
+    StoreLayout,
+    load_layout,
+    load_tokens,
+)
 
 log = logging.getLogger("floorwalker.demo")
 
@@ -296,20 +302,7 @@ def _start(
     page = stack.enter_context(floor_page(runner))
     tail = ActionTail(devices, prefix=s.prefix).start()
     stack.callback(tail.stop)
-    staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
-    staff.start()
-    stack.callback(staff.stop)
-    player = TrafficPlayer(
-        layout,
-        load_tokens(s.profiles),
-        devices,
-        shoppers=s.shoppers,
-        seed=s.seed,
-        speed=s.speed,
-        block_minutes=s.block_minutes,
-        warm_minutes=s.warm_minutes,
-        prefix=s.prefix,
-    )
+    staff, player = simulated_store(stack, s, layout, devices)
     reader = MetricsReader(runner.metrics.registry)
     started = time.monotonic()
 
@@ -336,10 +329,53 @@ def _start(
     dashboard.start()
     stack.callback(dashboard.stop)
     player.start()
-    stack.callback(player.stop)
     return _Running(
         runner, tail, staff, player, dashboard, snapshot, (broker.pid, redis.pid), started, page
     )
+
+
+class StoreTraffic(Protocol):
+    """What the simulated store and staff are made of (both demos' settings have it)."""
+
+    @property
+    def staff(self) -> StaffSettings: ...
+    @property
+    def profiles(self) -> Path: ...
+    @property
+    def shoppers(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def speed(self) -> float: ...
+    @property
+    def block_minutes(self) -> float: ...
+    @property
+    def warm_minutes(self) -> float: ...
+    @property
+    def prefix(self) -> str: ...
+
+
+def simulated_store(
+    stack: contextlib.ExitStack, s: StoreTraffic, layout: StoreLayout, devices: BrokerAddress
+) -> tuple[StaffSimulator, TrafficPlayer]:
+    """The simulated staff (started) and store traffic (to start), stopped with ``stack``."""
+    store = layout.registry.store
+    staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
+    staff.start()
+    stack.callback(staff.stop)
+    player = TrafficPlayer(
+        layout,
+        load_tokens(s.profiles),
+        devices,
+        shoppers=s.shoppers,
+        seed=s.seed,
+        speed=s.speed,
+        block_minutes=s.block_minutes,
+        warm_minutes=s.warm_minutes,
+        prefix=s.prefix,
+    )
+    stack.callback(player.stop)
+    return staff, player
 
 
 def _finish(demo: _Running, interrupted: bool) -> DemoResult:

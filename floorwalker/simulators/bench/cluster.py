@@ -120,13 +120,20 @@ def _handled(proc: Child) -> tuple[int, float, float] | None:
 
 
 def _wait_drained(records: int, procs: Sequence[Child], limit_s: float) -> None:
-    """Until the processes together say they handled ``records`` records."""
+    """Until the processes together handled ``records`` records, or went quiet (their
+    progress lines come every 2 s while records come; the final count comes at stop)."""
     deadline = time.monotonic() + limit_s
+    seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         for p in procs:
             if not p.alive:
                 raise ServiceError(f"{p.name} exited:\n{p.tail()}")
-        if sum(h[0] for p in procs if (h := _handled(p)) is not None) >= records:
+        count = sum(h[0] for p in procs if (h := _handled(p)) is not None)
+        if count >= records:
+            return
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif count > 0 and time.monotonic() - since > 6.0:
             return
         time.sleep(0.5)
     raise ServiceError(f"{records} records not handled within {limit_s:g} s")
