@@ -147,7 +147,8 @@ def _measured(what: str, procs: Sequence[Child]) -> Run:
         if handled is None:
             raise ServiceError(f"{p.name} did not report its count:\n{p.tail()}")
         n, a, b = handled
-        count, first, last = count + n, min(first, a), max(last, b)
+        if n:  # a worker whose partitions held no record has no first or last
+            count, first, last = count + n, min(first, a), max(last, b)
     return Run(what, count, last - first)
 
 
