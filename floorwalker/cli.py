@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     from floorwalker.dashboards.report.command import add_report
 
     add_report(sub, _duration)
+    from floorwalker.dashboards.cluster_cli import add_parser as add_cluster_demo
+
+    add_cluster_demo(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -123,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks (core)")
-    bench.add_argument("which", choices=["core", "live", "accuracy", "scaling"])
+    bench.add_argument("which", choices=["core", "live", "accuracy", "scaling", "cluster"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=_cmd_bench)
     return parser
@@ -324,7 +327,7 @@ def _add_worker(sub: Any) -> None:
         "--clock",
         choices=["event", "wall"],
         default="event",
-        help="event: a store's clock is its events' ts, as replay (wall: not built yet)",
+        help="event: a store's clock is its events' ts, as replay; wall: timers on the wall clock",
     )
     worker.add_argument("--prefix", default="fw", help="topic prefix (default fw)")
     worker.add_argument(
@@ -334,10 +337,23 @@ def _add_worker(sub: Any) -> None:
     worker.add_argument("--datadir", type=Path, help="faust data directory (default: a temp dir)")
     worker.add_argument("--lateness", type=_duration, default=0.0, help="reorder window")
     worker.add_argument("--loglevel", default="warning", help="faust's log level")
+    worker.add_argument("--name", default="", help="worker name in its records (default host:pid)")
+    worker.add_argument(
+        "--checkpoint-every", type=_duration, default=1.0, help="snapshot interval (default 1s)"
+    )
+    worker.add_argument(
+        "--session-timeout", type=_duration, default=6.0, help="consumer group (default 6s)"
+    )
+    worker.add_argument("--heartbeat", type=_duration, default=0.5, help="default 0.5s")
+    worker.add_argument(
+        "--fetch-wait", type=_duration, default=0.02, help="broker fetch wait (default 20ms)"
+    )
     worker.set_defaults(func=_cmd_worker)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    import time
+
     from floorwalker.devices.decode import DecoderSettings
     from floorwalker.devices.registry import load_registries
     from floorwalker.engine.core.guards import GuardStore
@@ -347,13 +363,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from floorwalker.engine.runners.cluster.worker import WorkerSettings, run_worker
     from floorwalker.rules.loader import load_rules_for
 
-    if args.clock == "wall":
-        print("floorwalker worker: --clock wall is not built yet", file=sys.stderr)
-        return 2
     regs = load_registries(args.registry)
     rules = load_rules_for(args.rules, regs)
     guards: GuardStore | None = None
     profiles: ProfileSource
+    closers: list[Callable[[], object]] = []
     if args.redis is None:
         profiles = ProfileBook.load(args.profiles) if args.profiles else ProfileBook()
     else:
@@ -366,6 +380,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         redis_profiles = RedisProfiles.from_url(args.redis, prefix=args.redis_prefix)
         redis_profiles.start()
         profiles = redis_profiles
+        closers = [redis_profiles.close, guards.close]  # the visits not yet written go out
     shards = Shards(
         rules,
         regs,
@@ -373,6 +388,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         guards=guards,
         engine_settings=EngineSettings(lateness_s=args.lateness),
         decoder_settings=DecoderSettings(prefix=args.prefix),
+        now=time.time if args.clock == "wall" else None,
     )
     settings = WorkerSettings(
         kafka=args.kafka,
@@ -381,8 +397,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         datadir=args.datadir,
         loglevel=args.loglevel,
+        name=args.name,
+        checkpoint_every_s=args.checkpoint_every,
+        session_timeout_s=args.session_timeout,
+        heartbeat_s=args.heartbeat,
+        fetch_max_wait_ms=round(args.fetch_wait * 1000),
     )
-    return run_worker(shards, settings)
+
+    def close_all() -> None:
+        for close in closers:
+            close()
+
+    return run_worker(shards, settings, close_all)
 
 
 def _add_bridge(sub: Any) -> None:
@@ -995,6 +1021,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from floorwalker.simulators.bench.scaling import main as bench_scaling
 
         return int(bench_scaling(list(args.rest)))
+    if args.which == "cluster":
+        from floorwalker.simulators.bench.cluster import main as bench_cluster
+
+        return int(bench_cluster(list(args.rest)))
     if args.which == "live":
         from floorwalker.simulators.bench.live import main as bench_live
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -73,7 +73,13 @@ from floorwalker.simulators.live_devices import (
     StaffSimulator,
     TrafficPlayer,
 )
-from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout, load_tokens
+from floorwalker.simulators.traffic import (
+    DEMO_PROFILES,
+    DEMO_REGISTRY,
+    StoreLayout,
+    load_layout,
+    load_tokens,
+)
 
 log = logging.getLogger("floorwalker.demo")
 
@@ -152,7 +158,7 @@ def demo_timezone(now: float, hour: int = DEMO_HOUR) -> str:
     return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT+0"
 
 
-def _demo_registry(source: Path, workdir: Path, timezone: str) -> Path:
+def demo_registry(source: Path, workdir: Path, timezone: str) -> Path:
     """The registry file with another timezone (and the simulator's extras kept)."""
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     raw["timezone"] = timezone
@@ -195,7 +201,7 @@ def _demo_logging(workdir: Path) -> Iterator[_Notes]:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops the demo like Ctrl-C does (only the main thread may set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -228,7 +234,7 @@ def run_demo(settings: DemoSettings | None = None, *, out: TextIO | None = None)
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="floorwalker-demo-"))
             workdir = Path(tmp)
         notes = stack.enter_context(_demo_logging(workdir))
-        stack.enter_context(_sigterm_interrupts())
+        stack.enter_context(sigterm_interrupts())
         demo = _start(stack, s, workdir, notes, out)
         interrupted = _wait(s.minutes, demo.player)
         result = _finish(demo, interrupted)
@@ -261,7 +267,7 @@ def _start(
     registry = s.registry
     if not s.real_clock:
         timezone = demo_timezone(time.time())
-        registry = _demo_registry(s.registry, workdir, timezone)
+        registry = demo_registry(s.registry, workdir, timezone)
         layout = load_layout(registry)
     store = layout.registry.store
     tz = ZoneInfo(timezone)
@@ -296,20 +302,7 @@ def _start(
     page = stack.enter_context(floor_page(runner))
     tail = ActionTail(devices, prefix=s.prefix).start()
     stack.callback(tail.stop)
-    staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
-    staff.start()
-    stack.callback(staff.stop)
-    player = TrafficPlayer(
-        layout,
-        load_tokens(s.profiles),
-        devices,
-        shoppers=s.shoppers,
-        seed=s.seed,
-        speed=s.speed,
-        block_minutes=s.block_minutes,
-        warm_minutes=s.warm_minutes,
-        prefix=s.prefix,
-    )
+    staff, player = simulated_store(stack, s, layout, devices)
     reader = MetricsReader(runner.metrics.registry)
     started = time.monotonic()
 
@@ -336,10 +329,53 @@ def _start(
     dashboard.start()
     stack.callback(dashboard.stop)
     player.start()
-    stack.callback(player.stop)
     return _Running(
         runner, tail, staff, player, dashboard, snapshot, (broker.pid, redis.pid), started, page
     )
+
+
+class StoreTraffic(Protocol):
+    """What the simulated store and staff are made of (both demos' settings have it)."""
+
+    @property
+    def staff(self) -> StaffSettings: ...
+    @property
+    def profiles(self) -> Path: ...
+    @property
+    def shoppers(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def speed(self) -> float: ...
+    @property
+    def block_minutes(self) -> float: ...
+    @property
+    def warm_minutes(self) -> float: ...
+    @property
+    def prefix(self) -> str: ...
+
+
+def simulated_store(
+    stack: contextlib.ExitStack, s: StoreTraffic, layout: StoreLayout, devices: BrokerAddress
+) -> tuple[StaffSimulator, TrafficPlayer]:
+    """The simulated staff (started) and store traffic (to start), stopped with ``stack``."""
+    store = layout.registry.store
+    staff = StaffSimulator(devices, None, store, s.staff, prefix=s.prefix, seed=s.seed)
+    staff.start()
+    stack.callback(staff.stop)
+    player = TrafficPlayer(
+        layout,
+        load_tokens(s.profiles),
+        devices,
+        shoppers=s.shoppers,
+        seed=s.seed,
+        speed=s.speed,
+        block_minutes=s.block_minutes,
+        warm_minutes=s.warm_minutes,
+        prefix=s.prefix,
+    )
+    stack.callback(player.stop)
+    return staff, player
 
 
 def _finish(demo: _Running, interrupted: bool) -> DemoResult:

@@ -16,22 +16,33 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from floorwalker.devices.topics import DEFAULT_PREFIX
 from floorwalker.engine.runners.cluster.names import (
     DEFAULT_PARTITIONS,
     TOPIC_HEADER,
+    WORKER_HEADER,
     actions_topic,
     event_key,
     events_topic,
+    header,
 )
 from floorwalker.engine.runners.replay import CaptureLine, read_capture
+
+
+def partition_of(store: str, partitions: int) -> int:
+    """The partition of a store's records: the Java client's (and aiokafka's) default
+    partitioner on the key, so the bridge, ``kafka load`` and faust agree."""
+    hashed: int = murmur2(store.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
@@ -131,3 +142,70 @@ def run_load(bootstrap: str, capture: Path, *, prefix: str, partitions: int) -> 
 def run_actions(bootstrap: str, *, prefix: str, idle: float, wait: float) -> int:
     asyncio.run(print_actions(bootstrap, sys.stdout.buffer, prefix=prefix, idle=idle, wait=wait))
     return 0
+
+
+# --------------------------------------------------------------------------- bench helpers
+
+
+async def failover_time(
+    bootstrap: str,
+    *,
+    prefix: str,
+    store: str,
+    survivor: str,
+    kill: Callable[[], None],
+    period_s: float = 0.02,
+    warm_s: float = 2.0,
+    timeout_s: float = 90.0,
+) -> float:
+    """Seconds from ``kill()`` to the first actions record of ``store`` from ``survivor``.
+
+    A record the store's engine dead-letters (a bell no registry has) goes to the
+    events topic every ``period_s``, so the store's owner always has something to
+    say; ``kill`` runs after ``warm_s``.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    consumer = AIOKafkaConsumer(
+        actions_topic(prefix),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=10,
+    )
+    await producer.start()
+    await consumer.start()
+    await consumer.seek_to_end()
+    topic = f"{prefix}/{store}/bell/no-such-bell"
+    stop = asyncio.Event()
+
+    async def pulse() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            value = b'{"id":"pulse-%d","ts":%f}' % (n, time.time())
+            await producer.send(
+                events_topic(prefix),
+                value,
+                key=event_key(topic, prefix),
+                headers=[(TOPIC_HEADER, topic.encode())],
+            )
+            await asyncio.sleep(period_s)
+
+    task = asyncio.create_task(pulse())
+    try:
+        await asyncio.sleep(warm_s)
+        await asyncio.get_running_loop().run_in_executor(None, kill)
+        killed = time.time()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                for r in records:
+                    by = header(r.headers, WORKER_HEADER)
+                    at = float(r.timestamp) / 1e3
+                    if r.key == store.encode() and by == survivor and at >= killed:
+                        return at - killed
+        raise TimeoutError(f"no record of {store} from {survivor} within {timeout_s:g} s")
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+        await producer.stop()

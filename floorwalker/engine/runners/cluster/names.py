@@ -20,6 +20,8 @@ from floorwalker.devices.topics import DEFAULT_PREFIX, store_of
 
 TOPIC_HEADER = "mqtt-topic"
 """The record header holding the MQTT topic of an events record."""
+WORKER_HEADER = "fw-worker"
+"""The record header naming the worker that produced an actions record."""
 UNKNOWN_STORE = "_unknown"
 """The key of an events record whose topic names no store (the worker dead-letters it)."""
 DEFAULT_PARTITIONS = 8

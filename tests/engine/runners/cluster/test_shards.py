@@ -1,4 +1,4 @@
-"""The worker's per-store engines (no Kafka): the same actions as replay, and restore."""
+"""The worker's per-store engines (no Kafka): replay's actions, checkpoints, wall timers."""
 
 from __future__ import annotations
 
@@ -6,21 +6,24 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from floorwalker.devices.registry import load_registries
 from floorwalker.engine.core.guards import InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook
-from floorwalker.engine.runners.cluster.shards import Shards
+from floorwalker.engine.core.testing import T0
+from floorwalker.engine.runners.cluster.shards import Record, Shards, unpack_state
 from floorwalker.engine.runners.replay import CaptureLine, Replay, ReplaySettings, read_capture
 from floorwalker.engine.runners.step import reraise
 from floorwalker.errors import StateError
 from floorwalker.rules.loader import load_rules_for
+from tests.engine.conftest import PROFILES, STORE
 
 ROOT = Path(__file__).resolve().parents[4]
 DATA = ROOT / "floorwalker" / "simulators" / "data"
 CATALOG = ROOT / "floorwalker" / "rules" / "catalog"
 CAPTURE = DATA / "demo-capture.jsonl"
-PROFILES = DATA / "demo-profiles.jsonl"
+DEMO_PROFILES = DATA / "demo-profiles.jsonl"
 CAPTURE_TOPIC = "fw/s001/bell/bell-dairy"
 
 
@@ -28,7 +31,7 @@ def _replay(lines: list[CaptureLine]) -> list[bytes]:
     regs = load_registries([DATA / "demo-store.yaml"])
     rules = load_rules_for(CATALOG, regs)
     replay = Replay(
-        rules, regs, ProfileBook.load(PROFILES), ReplaySettings(tail_s=0.0, on_error=reraise)
+        rules, regs, ProfileBook.load(DEMO_PROFILES), ReplaySettings(tail_s=0.0, on_error=reraise)
     )
     out: list[bytes] = []
 
@@ -41,14 +44,14 @@ def _replay(lines: list[CaptureLine]) -> list[bytes]:
     return out
 
 
-def _shards(
+def _demo_shards(
     profiles: ProfileBook | None = None, guards: InMemoryGuardStore | None = None
 ) -> Shards:
     regs = load_registries([DATA / "demo-store.yaml"])
     return Shards(
         load_rules_for(CATALOG, regs),
         regs,
-        profiles=profiles or ProfileBook.load(PROFILES),
+        profiles=profiles or ProfileBook.load(DEMO_PROFILES),
         guards=guards,
         on_error=reraise,
     )
@@ -58,12 +61,16 @@ def _lines() -> list[CaptureLine]:
     return [line for line in read_capture(CAPTURE) if isinstance(line, CaptureLine)]
 
 
+def _values(records: list[Record]) -> list[bytes]:
+    return [value for _store, value in records]
+
+
 def test_the_actions_of_replay_up_to_the_last_event() -> None:
     lines = _lines()
-    shards = _shards()
+    shards = _demo_shards()
     got: list[bytes] = []
     for line in lines:
-        got.extend(shards.handle(line.topic, line.payload, lambda _s: None).records)
+        got.extend(_values(shards.handle(line.topic, line.payload).records))
     engine = shards.engine("s001")
     assert engine is not None
     last = engine.clock
@@ -73,37 +80,149 @@ def test_the_actions_of_replay_up_to_the_last_event() -> None:
 
 
 @pytest.mark.parametrize("lag", [0, 37])
-def test_a_store_restored_from_its_snapshot_goes_on_as_if_never_moved(lag: int) -> None:
-    """``lag``: the committed offset trails the table (records come again after the move)."""
+def test_a_store_restored_from_a_checkpoint_goes_on_as_if_never_moved(lag: int) -> None:
+    """Checkpoints every 100 records; the new owner restores the last one and gets the
+    records from ``lag`` before it again (the committed offset trails the table)."""
     lines = _lines()
     half = len(lines) // 2
     table: dict[str, bytes] = {}
     # Guards and profiles are not in the table: the workers share them (Redis, live).
-    book, guards = ProfileBook.load(PROFILES), InMemoryGuardStore()
-    first, second = _shards(book, guards), _shards(book, guards)
+    book, guards = ProfileBook.load(DEMO_PROFILES), InMemoryGuardStore()
+    first, second = _demo_shards(book, guards), _demo_shards(book, guards)
     got: list[bytes] = []
     for offset, line in enumerate(lines[:half]):
-        outcome = first.handle(line.topic, line.payload, table.get, offset)
-        got.extend(outcome.records)
-        assert outcome.snapshot is not None
-        table[outcome.store] = outcome.snapshot
-    for offset, line in enumerate(lines[half - lag :], start=half - lag):
-        got.extend(second.handle(line.topic, line.payload, table.get, offset).records)
+        got.extend(_values(first.handle(line.topic, line.payload, offset, 0).records))
+        if offset % 100 == 99:
+            table.update(first.checkpoint())
+    saved, _snapshot = unpack_state(table["s001"])
+    assert saved == half - half % 100 - 1
+    assert first.checkpoint() != [], "records since the last checkpoint changed the store"
+    assert first.checkpoint() == [], "nothing changed since"
+    # The new owner: what the dead worker decided after its checkpoint is decided again.
+    got = got[: _count_through(lines, saved)]
+    second.own({"s001": (0, table["s001"])})
+    for offset, line in enumerate(lines[saved + 1 - lag :], start=saved + 1 - lag):
+        got.extend(_values(second.handle(line.topic, line.payload, offset, 0).records))
     assert (second.restored, second.skipped) == (1, lag)
-    whole = _shards()
+    whole = _demo_shards()
     want: list[bytes] = []
     for line in lines:
-        want.extend(whole.handle(line.topic, line.payload, lambda _s: None).records)
+        want.extend(_values(whole.handle(line.topic, line.payload).records))
     assert got == want
+
+
+def _count_through(lines: list[CaptureLine], last: int) -> int:
+    """How many records one worker writes for ``lines[: last + 1]``."""
+    shards = _demo_shards()
+    return sum(len(shards.handle(li.topic, li.payload).records) for li in lines[: last + 1])
 
 
 def test_a_foreign_table_value_is_refused() -> None:
     with pytest.raises(StateError):
-        _shards().handle(CAPTURE_TOPIC, b"{}", lambda _s: b"not ours")
+        _demo_shards().own({"s001": (0, b"not ours")})
 
 
 def test_a_record_of_an_unknown_store_is_a_dead_letter() -> None:
-    outcome = _shards().handle("fw/nowhere/bell/b1", b'{"id":"x","ts":1.0}', lambda _s: None)
-    assert outcome.snapshot is None
-    (record,) = outcome.records
+    outcome = _demo_shards().handle("fw/nowhere/bell/b1", b'{"id":"x","ts":1.0}')
+    (record,) = _values(outcome.records)
     assert orjson.loads(record)["payload"]["reason"] == "unknown_store"
+
+
+def test_stores_not_assigned_any_more_are_dropped_and_revoked_ones_not_saved() -> None:
+    shards = _demo_shards()
+    line = _lines()[0]
+    shards.handle(line.topic, line.payload, 0, 3)
+    shards.release()
+    assert shards.checkpoint() == [], "revoked: its state is the next owner's now"
+    shards.own({"s001": (3, None)})
+    assert [store for store, _value in shards.checkpoint()] == ["s001"], "kept, still dirty"
+    shards.own({})
+    assert shards.stores == []
+
+
+# --------------------------------------------------------------------------- wall clock
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.t = now
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _store_shards(tmp_path: Path, clock: FakeClock, guards: InMemoryGuardStore) -> Shards:
+    registry = tmp_path / "store.yaml"
+    registry.write_text(yaml.safe_dump(STORE, sort_keys=False), encoding="utf-8")
+    regs = load_registries([registry])
+    return Shards(
+        load_rules_for(CATALOG, regs),
+        regs,
+        profiles=ProfileBook({p.shopper: p for p in PROFILES}),
+        guards=guards,
+        on_error=reraise,
+        now=clock,
+    )
+
+
+def _sighting(subject: str, beacon: str, ts: float, *, staff: bool = False) -> tuple[str, bytes]:
+    body = {"ts": ts, "beacon": beacon, "rssi": -55, ("band" if staff else "shopper"): subject}
+    return "fw/s001/beacon/gw-1", orjson.dumps(body)
+
+
+def _bell(ts: float) -> tuple[str, bytes]:
+    return "fw/s001/bell/bell-dairy", orjson.dumps({"id": "press-1", "ts": ts, "reason": "help"})
+
+
+def _alert_steps(records: list[Record]) -> list[tuple[float, int]]:
+    out = []
+    for value in _values(records):
+        rec = orjson.loads(value)
+        if rec["topic"].endswith("/alert"):
+            out.append((rec["at"], rec["payload"]["step"]))
+    return out
+
+
+def test_wall_clock_timers_fire_at_their_due_time_without_another_event(tmp_path: Path) -> None:
+    """A bell with nobody answering: the escalation steps fire from fire_due, at due."""
+    clock = FakeClock(T0)
+    shards = _store_shards(tmp_path, clock, InMemoryGuardStore())
+    for i in range(3):
+        clock.t = T0 + i
+        shards.handle(*_sighting("band-07", "b-dairy", clock.t, staff=True), i, 0)
+    clock.t = T0 + 3
+    outcome = shards.handle(*_bell(clock.t), 3, 0)
+    assert _alert_steps(outcome.records) == [(T0 + 3, 1)]
+    assert outcome.wake is not None and outcome.wake <= T0 + 33
+    fired: list[Record] = []
+    while (wake := shards.next_wake()) is not None and wake <= T0 + 100:
+        clock.t = wake
+        fired.extend(shards.fire_due(clock.t))
+    steps = _alert_steps(fired)
+    assert steps[:2] == [(T0 + 33, 2), (T0 + 93, 3)], steps
+
+
+def test_a_restored_store_catches_up_on_event_time_before_the_wall_clock(tmp_path: Path) -> None:
+    """The dead worker's backlog is 12 s of a shopper lingering (longer than the 10 s
+    leave gap): replayed on the wall clock the records come after the shopper timed out
+    and the dwell never completes; caught up on event time it completes once, on time."""
+    clock, guards = FakeClock(T0), InMemoryGuardStore()
+    first = _store_shards(tmp_path, clock, guards)
+    records = [_sighting("app-loyal", "b-dairy", T0 + i) for i in range(16)]
+    for offset, (topic, payload) in enumerate(records[:3]):
+        clock.t = T0 + offset
+        first.handle(topic, payload, offset, 0)
+    ((store, value),) = first.checkpoint()
+    # Killed now; the records keep coming while nobody owns the partition.
+    clock.t = T0 + 16.5
+    second = _store_shards(tmp_path, clock, guards)
+    second.own({store: (0, value)}, backlog={0: len(records)})
+    assert second.catching_up("s001")
+    assert second.next_wake() is None, "no wall timers before the backlog is done"
+    out: list[Record] = []
+    for offset, (topic, payload) in enumerate(records[3:], start=3):
+        out.extend(second.handle(topic, payload, offset, 0).records)
+    assert not second.catching_up("s001")
+    out.extend(second.fire_due(clock.t))
+    offers = [orjson.loads(v) for v in _values(out) if b"/offer" in v]
+    assert [(o["payload"]["rule"], o["at"]) for o in offers] == [("chilled-dwell-bogo", T0 + 10)]
