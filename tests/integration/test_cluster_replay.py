@@ -201,8 +201,9 @@ def test_two_workers_give_the_actions_of_replay(tmp_path: Path, broker: str) -> 
         assert got.get(store, []) == want.get(store, []), store
 
 
-# kill9 is left out: it showed an intermittent divergence (a dwell offer 5-9 s
-# late after the handoff, see the report of issue 9); the failover test covers kill -9.
+# kill9 is left out: after a kill -9 inside a batch it still loses, about one run in
+# three, an alert decided just before the kill (see docs/cluster.md, "Known gaps");
+# the failover test covers kill -9 of a quiet worker.
 @pytest.mark.parametrize("how", ["sigterm"])
 def test_a_worker_that_stops_hands_its_stores_over(
     tmp_path: Path, broker: str, redis_service: services.RunningService, how: str

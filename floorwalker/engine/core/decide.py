@@ -57,7 +57,7 @@ class Decider:
         self.on_decision = ports.on_decision
         self.settings = settings
         self.emit = emit
-        self.verdicts = Verdicts(st.store, ports)
+        self.verdicts = Verdicts(st.store, ports, resend=settings.resend_decided)
         self.pager = Pager(st, ports, settings, emit, schedule, self.verdicts)
         self._moment: list[_Candidate] = []
         self.pending = False

@@ -23,6 +23,10 @@ class EngineSettings:
     alert_keep_s: float = 3600.0
     unanswered_after_s: float = 60.0
     """An alert nobody answered this long after its last escalation step is unanswered."""
+    resend_decided: bool = False
+    """An action the guard store already holds under its id (decided before a crash, maybe
+    never sent) is sent again rather than refused as a duplicate: for transports that
+    deduplicate by action id (the cluster's bridge), so a decision is never lost."""
     busy_timeout_s: float = 900.0
     """A band on an acknowledged alert counts as busy until done, or this long after the ack."""
     sweep_every_s: float = 60.0

@@ -17,21 +17,25 @@ from floorwalker.rules.model import Cap
 
 
 class Verdicts:
-    __slots__ = ("on_decision", "ports", "stats", "store")
+    __slots__ = ("on_decision", "ports", "resend", "stats", "store")
 
-    def __init__(self, store: str, ports: Ports) -> None:
+    def __init__(self, store: str, ports: Ports, *, resend: bool = False) -> None:
         self.store = store
         self.ports = ports
+        self.resend = resend
         self.stats = ports.stats
         self.on_decision = ports.on_decision
 
     def admit(self, ticket: Ticket, ts: float, *, fail_open: bool) -> str | None:
         """The guard store's answer: None if admitted (and recorded), else the reason."""
         try:
-            return self.ports.guards.admit(ticket, ts)
+            reason = self.ports.guards.admit(ticket, ts)
         except GuardStoreError:
             self.stats.guard_errors += 1
             return None if fail_open else "guard_store_unavailable"
+        if reason == "duplicate" and self.resend:
+            return None  # decided before (and maybe lost): the transport drops a second copy
+        return reason
 
     def decide(
         self,

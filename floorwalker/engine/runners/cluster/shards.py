@@ -38,6 +38,7 @@ see a shopper of the backlog as gone, and see them enter again.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -132,7 +133,11 @@ class Shards:
         self.registries = dict(registries)
         self.profiles: ProfileSource = profiles if profiles is not None else ProfileBook()
         self.guards: GuardStore = guards if guards is not None else InMemoryGuardStore()
-        self.engine_settings = engine_settings or EngineSettings()
+        # The bridge drops an action id it has published: a decision re-made after a
+        # move, which the shared guard store already holds, is sent again, not lost.
+        self.engine_settings = dataclasses.replace(
+            engine_settings or EngineSettings(), resend_decided=True
+        )
         self.decoder_settings = decoder_settings or DecoderSettings()
         self.prefix = self.decoder_settings.prefix
         self.on_error = on_error
