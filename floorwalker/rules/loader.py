@@ -288,7 +288,11 @@ def _parse_checked(
     try:
         spec = model.model_validate(data, context=context)
     except ValidationError as exc:
-        issues = issues_from(exc, data, model) + (also(data) if also else [])
+        issues = issues_from(exc, data, model)
+        # A top-level key written further in (`offer:` under `when:`) is reported as
+        # misplaced; the top-level check would only say the same thing less well.
+        if also is not None and not any(i.home == () for i in issues):
+            issues += also(data)
         return _Parsed(file, doc, problems=_problems(file, doc, issues))
     return _Parsed(file, YamlDocument(data, doc.values, doc.keys), spec)
 
