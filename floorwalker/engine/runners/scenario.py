@@ -26,7 +26,9 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
+from floorwalker.devices.events import Event
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.actions import Action, Alert, Decision, Offer
 from floorwalker.engine.core.testing import StoreScenario
@@ -76,6 +78,9 @@ class Happened:
 @dataclass
 class Outcome:
     story: Story
+    events: list[Event] = field(default_factory=list)
+    """What the story became, in the order it was told."""
+    actions: list[Action] = field(default_factory=list)
     happened: list[Happened] = field(default_factory=list)
     suppressed: list[tuple[float, str]] = field(default_factory=list)
     """(when, ``# 09:03:10 chilled-dwell-bogo: offer not sent to s1 (cap)``)"""
@@ -89,19 +94,24 @@ class Outcome:
         return "".join(text + "\n" for _, _, text in sorted(rows, key=lambda r: (r[0], r[1])))
 
     def diff(self) -> str | None:
-        """None when the actions are what ``expect`` says (or it says nothing), else a diff."""
+        """None when the actions are what ``expect`` says (or it says nothing), else a diff.
+
+        Actions at the same moment may come in any order: each expect line is matched
+        with an action, and the expect side of the diff follows the actions' order.
+        """
         expect = self.story.expect
         if expect is None:
             return None
-        free = list(self.happened)
-        wanted: list[str] = []
+        free = list(range(len(self.happened)))
+        rows: list[tuple[float, int, str]] = []
         for want in expect:
-            match = next((h for h in free if h.matches(want)), None)
+            match = next((i for i in free if self.happened[i].matches(want)), None)
             if match is None:
-                wanted.append(_expected_line(want, self.story))
+                rows.append((want.at, len(self.happened), _expected_line(want, self.story)))
             else:
                 free.remove(match)
-                wanted.append(match.line)
+                rows.append((self.happened[match].at, match, self.happened[match].line))
+        wanted = [text for _, _, text in sorted(rows)]
         got = [h.line for h in self.happened]
         if wanted == got:
             return None
@@ -153,7 +163,7 @@ def play(story: Story, rules: RuleSet) -> Outcome:
     else:
         sc.engine.flush(TAIL_S)
         sc.actions.extend(sc.engine.drain())
-    outcome = Outcome(story)
+    outcome = Outcome(story, events=driver.events, actions=list(sc.actions))
     outcome.happened = [_happened(a, story) for a in sc.actions]
     outcome.suppressed = [_suppressed(d, story) for d in sc.decisions if not d.sent]
     return outcome
@@ -170,17 +180,21 @@ class _Driver:
         self.open_total: dict[str, float] = {}
         self.last = float("-inf")
         """The time of the last event queued."""
+        self.events: list[Event] = []
 
     def take(self, step: Step) -> None:
         ts = self.story.epoch(step.at)
         self.last = max(self.last, ts + (step.seconds if isinstance(step, Linger) else 0.0))
         if isinstance(step, Linger):
             beacon = min(b for b, z in self.registry.beacons.items() if z == step.zone)
-            self.sc.linger(step.subject, beacon, start=ts, seconds=step.seconds, staff=step.staff)
+            made = self.sc.linger(
+                step.subject, beacon, start=ts, seconds=step.seconds, staff=step.staff
+            )
+            self.events.extend(made)
         elif isinstance(step, Buy):
             self.open_total[step.shopper] = self.open_total.get(step.shopper, 0.0) + step.price
             receipt = self._receipt(step.shopper)
-            self.sc.pos_item(
+            item = self.sc.pos_item(
                 ts,
                 category=step.category,
                 sku=step.sku,
@@ -188,21 +202,25 @@ class _Driver:
                 receipt=receipt,
                 price=step.price,
             )
+            self.events.append(item)
         elif isinstance(step, Pay):
             total = step.total if step.total is not None else self.open_total.get(step.shopper, 0.0)
-            self.sc.checkout(
-                ts, total=total, shopper=step.shopper, receipt=self._receipt(step.shopper)
+            receipt = self._receipt(step.shopper)
+            self.events.append(
+                self.sc.checkout(ts, total=total, shopper=step.shopper, receipt=receipt)
             )
             self.receipts[step.shopper] = self.receipts.get(step.shopper, 0) + 1
             self.open_total.pop(step.shopper, None)
         elif isinstance(step, Redeem):
             self._redeem(ts, step)
         elif isinstance(step, Press):
-            self.sc.bell(ts, step.bell, reason=step.reason, shopper=step.shopper)
+            self.events.append(
+                self.sc.bell(ts, step.bell, reason=step.reason, shopper=step.shopper)
+            )
         elif isinstance(step, Answer):
             self._answer(ts, step)
         elif isinstance(step, Status):
-            self.sc.status(ts, step.device, online=step.online)
+            self.events.append(self.sc.status(ts, step.device, online=step.online))
 
     def _receipt(self, shopper: str) -> str:
         return f"r-{shopper}-{self.receipts.get(shopper, 0) + 1}"
@@ -220,8 +238,9 @@ class _Driver:
                 f"{step.shopper} redeems `{step.offer}`, but no coupon of that offer"
                 f" reached {step.shopper} by {self.story.local(ts)}",
             )
-        self.sc.redeem(
-            ts, offers[-1].code, shopper=step.shopper, receipt=self._receipt(step.shopper)
+        receipt = self._receipt(step.shopper)
+        self.events.append(
+            self.sc.redeem(ts, offers[-1].code, shopper=step.shopper, receipt=receipt)
         )
 
     def _answer(self, ts: float, step: Answer) -> None:
@@ -232,9 +251,9 @@ class _Driver:
                 step,
                 f"{step.band} answers, but no alert reached {step.band} by {self.story.local(ts)}",
             )
-        self.sc.ack(ts, step.band, alerts[-1].id, step.action)
+        self.events.append(self.sc.ack(ts, step.band, alerts[-1].id, step.action))
 
-    def _refuse(self, step: Step, message: str) -> None:
+    def _refuse(self, step: Step, message: str) -> NoReturn:
         where = step.where
         raise ScenarioError([RuleProblem(self.story.file, where.line, where.col, message)])
 

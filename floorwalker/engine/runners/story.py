@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -231,9 +231,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _anonymous(value: Any) -> Any:
+    if value == "anonymous":
+        return {"anonymous": True}
+    if isinstance(value, str):
+        raise issue(
+            f"`{value}` is not a profile; write `anonymous` or a mapping like {{tier: gold}}"
+        )
+    return value
+
+
 class ShopperModel(_Model):
     """A story shopper's profile; what is not said is a member's."""
 
+    anonymous: bool = Field(
+        default=False, description="true: no profile (written `s2: anonymous`)."
+    )
     tier: Tier = Field(default="member", description="member, silver, gold or vip.")
     segment: Segment = Field(default="regular", description="loyal, growing, dormant, regular.")
     consent: bool = Field(default=True, description="Agreed to marketing offers.")
@@ -255,7 +268,7 @@ class ScenarioFile(_Model):
 
     store: str | None = Field(default=None, description="The store, if the registry has several.")
     date: Day = Field(default=DEFAULT_DATE, description="The store-local day, YYYY-MM-DD.")
-    shoppers: dict[str, ShopperModel | Literal["anonymous"]] = Field(
+    shoppers: dict[str, Annotated[ShopperModel, BeforeValidator(_anonymous)]] = Field(
         default_factory=dict, description="Profiles of the story's shoppers, or `anonymous`."
     )
     story: list[str] = Field(min_length=1, description="What happens, one line each.")
@@ -349,10 +362,9 @@ def _profiles(
     midnight = datetime.combine(spec.date, time(0), tzinfo=tz).timestamp()
     out = []
     for shopper in sorted(shoppers):
-        given = spec.shoppers.get(shopper)
-        if given == "anonymous":
+        model = spec.shoppers.get(shopper) or ShopperModel()
+        if model.anonymous:
             continue
-        model = given if isinstance(given, ShopperModel) else ShopperModel()
         birthday = None
         if model.birthday is not None:
             month, day = model.birthday.split("-")
@@ -553,7 +565,7 @@ class _Sentence:
                 token,
                 f"`{token[0]}` is not something a band does; write `{band} at ZONE`, "
                 f"`{band} acks`, `{band} declines` or `{band} done`",
-                closest(token[0].lower(), _BAND_VERBS),
+                closest(token[0].lower(), ("at", "acks", "declines", "done")),
             )
         if verb == "at":
             zone = self._zone()
