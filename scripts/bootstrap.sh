@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine ready to develop and test Floorwalker: the Mosquitto, Redis and
-# Prometheus binaries (integration tests and `floorwalker demo` start their own servers
-# on loopback, never the system daemons) and the project's virtualenv.
+# Prometheus binaries and Chromium (integration and browser tests and `floorwalker demo`
+# start their own servers on loopback, never the system daemons) and the virtualenv.
 # Idempotent; a second run with everything present takes well under a second.
 set -euo pipefail
 
