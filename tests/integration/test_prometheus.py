@@ -100,7 +100,10 @@ def test_every_query_of_the_dashboard_returns_data(
     start_edge: StartEdge,
     redis_service: services.RunningService,
 ) -> None:
-    files = write_store(tmp_path, rules={"dwell": dwell_rule(), "bell": FAST_BELL})
+    # A budget, so that the budget panel has a rule to show once its gauges exist.
+    budget = "  per_shopper: []\n  budget: {coupons: 100, amount: 50}\n"
+    rules = {"dwell": dwell_rule(limits=budget), "bell": FAST_BELL}
+    files = write_store(tmp_path, rules=rules)
     load_profiles(redis_service.url, files, probe.prefix)
     runner = start_edge(files, redis=redis_service.url, metrics_port=0)
     assert runner.metrics_port

@@ -516,29 +516,26 @@ class _Sentence:
         self._done()
         return step
 
-    def _here(self) -> Where:
-        return self.where
-
     def _shopper(self, at: float, shopper: str) -> Step:
         token = self._take("what the shopper does (at, buys, pays, checks out, redeems)")
         verb = token[0].lower()
         if verb == "at":
             zone = self._zone()
             seconds = self._duration() if self._accept("for") else DEFAULT_LINGER_S
-            return Linger(at, self._here(), shopper, zone, seconds)
+            return Linger(at, self.where, shopper, zone, seconds)
         if verb == "buys":
             return self._buy(at, shopper)
         if verb == "pays":
-            return Pay(at, self._here(), shopper, self._amount("the total"))
+            return Pay(at, self.where, shopper, self._amount("the total"))
         if verb == "checks":
             out = self._take("`out`")
             if out[0].lower() != "out":
                 self._fail(out, f"`{out[0]}`: write `checks out`", "out")
             self._accept("for", "total")
             total = self._amount("the total") if self._peek() is not None else None
-            return Pay(at, self._here(), shopper, total)
+            return Pay(at, self.where, shopper, total)
         if verb == "redeems":
-            return Redeem(at, self._here(), shopper, self._take("an offer id")[0])
+            return Redeem(at, self.where, shopper, self._take("an offer id")[0])
         self._fail(
             token,
             f"`{token[0]}` is not something a shopper does here; write one of: "
@@ -555,7 +552,7 @@ class _Sentence:
             if self._accept("sku"):
                 sku = self._take("a SKU")[0]
         price = self._amount("the price") if self._accept("for", "at") else DEFAULT_PRICE
-        return Buy(at, self._here(), shopper, category, sku, price)
+        return Buy(at, self.where, shopper, category, sku, price)
 
     def _band(self, at: float, band: str) -> Step:
         token = self._take("what the band does (at ZONE, acks, declines, done)")
@@ -570,8 +567,8 @@ class _Sentence:
         if verb == "at":
             zone = self._zone()
             seconds = self._duration() if self._accept("for") else DEFAULT_LINGER_S
-            return Linger(at, self._here(), band, zone, seconds, staff=True)
-        return Answer(at, self._here(), band, verb)
+            return Linger(at, self.where, band, zone, seconds, staff=True)
+        return Answer(at, self.where, band, verb)
 
     def _bell(self, at: float) -> Press:
         if self._accept("at"):
@@ -603,7 +600,7 @@ class _Sentence:
                 self._fail(
                     token, f"unexpected `{token[0]}`; a bell press may add `reason R` and `by S`"
                 )
-        return Press(at, self._here(), bell, reason, shopper)
+        return Press(at, self.where, bell, reason, shopper)
 
     def _device(self, at: float) -> Status:
         token = self._take("a device id")
@@ -620,7 +617,7 @@ class _Sentence:
                 f"`{state[0]}`: write `online` or `offline`",
                 closest(state[0], ("online", "offline")),
             )
-        return Status(at, self._here(), token[0], state[0].lower() == "online")
+        return Status(at, self.where, token[0], state[0].lower() == "online")
 
     # ------------------------------------------------------------------ values
 
