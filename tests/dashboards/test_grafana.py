@@ -23,8 +23,9 @@ DASHBOARD = DASHBOARDS / "grafana" / "floorwalker.json"
 PROMETHEUS = DASHBOARDS / "prometheus"
 METRICS_SOURCE = ROOT / "floorwalker" / "engine" / "runners" / "metrics.py"
 PENDING_METRICS = frozenset({"floorwalker_budget_remaining", "floorwalker_budget_used"})
-"""Budget gauges another change adds; their panel is here already. A query of one of
-them is checked only once metrics.py defines it (then it must return data too)."""
+"""Metrics a dashboard panel may name before metrics.py defines them (the budget gauges
+came that way). A query of one is checked only once metrics.py defines it, and then it
+must return data like every other."""
 _METRIC = re.compile(r"\bfloorwalker_[a-z_]+\b")
 _SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 

@@ -119,6 +119,8 @@ def test_every_query_of_the_dashboard_returns_data(
         _wait_for(
             prom, f'count_over_time(floorwalker_deadletters_total{{store="{STORE_ID}"}}[1m]) >= 3'
         )
+        if not any(q.pending() for q in dashboard_queries()):  # the budget gauges exist
+            _wait_for(prom, f'floorwalker_budget_remaining{{store="{STORE_ID}"}}')
 
         stores = _api(
             prom, "/api/v1/label/store/values", **{"match[]": "floorwalker_events_in_total"}
