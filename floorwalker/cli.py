@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     from floorwalker.dashboards.cluster_cli import add_parser as add_cluster_demo
 
     add_cluster_demo(sub)
+    from floorwalker.authoring import add_rules
+
+    add_rules(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"

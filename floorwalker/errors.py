@@ -7,6 +7,8 @@ so a runner can tell "our error, report it" from "a bug, crash loudly".
 - :class:`RuleError` — a rule file is wrong; carries file, line, column and a
   suggestion so a marketer can fix it.
 - :class:`RuleSetError` — several :class:`RuleError` found in one check.
+- :class:`ScenarioError` — a scenario of ``floorwalker rules test`` is refused, with
+  file:line:col, the offending word and a suggestion, like a rule file.
 - :class:`GuardStoreError` — the shared guard state (caps, budgets, dedup) could
   not be reached; offers fail closed on it.
 - :class:`StateError` — saved engine state (a store snapshot, a replay state
@@ -80,6 +82,10 @@ class RuleSetError(FloorwalkerError):
     def __init__(self, problems: list[RuleProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ScenarioError(RuleSetError):
+    """A rule scenario (``floorwalker rules test --scenario``) is refused, problem by problem."""
 
 
 class GuardStoreError(FloorwalkerError):

@@ -1,4 +1,4 @@
-"""Real Mosquitto and Redis servers on loopback, started and owned by Floorwalker.
+"""Real Mosquitto, Redis and Prometheus servers on loopback, started and owned by Floorwalker.
 
 The demo, the live runner's local mode and the integration tests all need a
 broker and a Redis they control: generated configs, free ports, their own data
@@ -26,10 +26,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import yaml
 
 from floorwalker.devices.broker_config import BrokerAuth, auth_lines, tls_listener_lines
 from floorwalker.errors import ServiceError
@@ -86,6 +88,21 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    """A Prometheus that scrapes ``targets`` (``host:port``) every ``scrape_interval_s``."""
+
+    targets: tuple[str, ...] = ()
+    host: str = LOOPBACK
+    port: int = 0
+    """0 picks a free port."""
+    scrape_interval_s: float = 1.0
+    config: Mapping[str, Any] | None = None
+    """A whole prometheus.yml to start from (e.g. the shipped scrape config); its scrape
+    jobs are pointed at ``targets`` and its intervals set to ``scrape_interval_s``."""
+    start_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
 class _Spec:
     """How to configure, launch and probe one kind of server."""
 
@@ -95,7 +112,8 @@ class _Spec:
     scheme_url: Callable[[str, int], str]
     write_config: Callable[[Path, int], Path]
     """(instance dir, port) -> config file."""
-    argv: Callable[[Path], list[str]]
+    argv: Callable[[Path, int], list[str]]
+    """(config file, port) -> command line."""
     probe: Callable[[str, int], bool]
     start_timeout_s: float
     tls_port: Callable[[Path], int | None] = lambda _instance_dir: None
@@ -157,7 +175,7 @@ class RunningService:
         _LIVE.add(self)
         try:
             self._proc = subprocess.Popen(
-                self._spec.argv(config),
+                self._spec.argv(config, self.port),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -285,6 +303,18 @@ def start_mosquitto(settings: MosquittoSettings, workdir: Path | str) -> Running
 def start_redis(settings: RedisSettings, workdir: Path | str) -> RunningService:
     """Start a Redis; the caller must ``stop()`` it (prefer :func:`redis`)."""
     return _start_service(_redis_spec(settings), settings.port, Path(workdir))
+
+
+def start_prometheus(settings: PrometheusSettings, workdir: Path | str) -> RunningService:
+    """Start a Prometheus; the caller must ``stop()`` it (prefer :func:`prometheus`)."""
+    return _start_service(_prometheus_spec(settings), settings.port, Path(workdir))
+
+
+@contextlib.contextmanager
+def prometheus(settings: PrometheusSettings, workdir: Path | str) -> Iterator[RunningService]:
+    """A Prometheus on loopback for the duration of the block; ``url`` is its HTTP API."""
+    with start_prometheus(settings, workdir) as service:
+        yield service
 
 
 @contextlib.contextmanager
@@ -420,7 +450,7 @@ def _mosquitto_spec(settings: MosquittoSettings) -> _Spec:
         host=settings.host,
         scheme_url=lambda host, port: f"mqtt://{host}:{port}",
         write_config=write_config,
-        argv=lambda config: [binary, "-c", str(config)],
+        argv=lambda config, _port: [binary, "-c", str(config)],
         probe=_mqtt_answers,
         start_timeout_s=settings.start_timeout_s,
         tls_port=tls_port,
@@ -475,10 +505,73 @@ def _redis_spec(settings: RedisSettings) -> _Spec:
         host=settings.host,
         scheme_url=lambda host, port: f"redis://{host}:{port}/0",
         write_config=write_config,
-        argv=lambda config: [binary, str(config)],
+        argv=lambda config, _port: [binary, str(config)],
         probe=_redis_answers,
         start_timeout_s=settings.start_timeout_s,
     )
+
+
+# --- Prometheus --------------------------------------------------------------
+
+
+def prometheus_config(settings: PrometheusSettings) -> dict[str, Any]:
+    """The prometheus.yml to run: ``settings.config`` (or a minimal one) aimed at the targets."""
+    every = f"{settings.scrape_interval_s:g}s"
+    config = dict(settings.config or {"scrape_configs": [{"job_name": "floorwalker"}]})
+    config["global"] = {
+        **dict(config.get("global") or {}),
+        "scrape_interval": every,
+        "evaluation_interval": every,
+    }
+    jobs = []
+    for given in config.get("scrape_configs") or []:
+        job = {
+            k: v for k, v in dict(given).items() if k not in ("scrape_interval", "scrape_timeout")
+        }
+        job["static_configs"] = [{"targets": list(settings.targets)}]
+        jobs.append(job)
+    config["scrape_configs"] = jobs
+    config.pop("rule_files", None)  # relative to the shipped file; not part of a scrape test
+    return config
+
+
+def _prometheus_spec(settings: PrometheusSettings) -> _Spec:
+    _require_loopback(settings.host, "prometheus")
+
+    def write_config(instance_dir: Path, port: int) -> Path:
+        path = instance_dir / "prometheus.yml"
+        header = "# Generated by floorwalker.services; rewritten at every start.\n"
+        path.write_text(header + yaml.safe_dump(prometheus_config(settings), sort_keys=False))
+        return path
+
+    binary = find_binary("prometheus")
+
+    def argv(config: Path, port: int) -> list[str]:
+        return [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={_data_dir(None, config.parent)}",
+            f"--web.listen-address={settings.host}:{port}",
+            "--log.level=warn",
+        ]
+
+    return _Spec(
+        name="prometheus",
+        binary=binary,
+        host=settings.host,
+        scheme_url=lambda host, port: f"http://{host}:{port}",
+        write_config=write_config,
+        argv=argv,
+        probe=_http_ready,
+        start_timeout_s=settings.start_timeout_s,
+    )
+
+
+def _http_ready(host: str, port: int) -> bool:
+    """True once ``GET /-/ready`` answers 200 (Prometheus has loaded its storage)."""
+    request = f"GET /-/ready HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
+    reply = _exchange(host, port, request, len(b"HTTP/1.1 200"))
+    return reply.startswith(b"HTTP/1.") and reply[9:12] == b"200"
 
 
 def _redis_quote(text: str) -> str:

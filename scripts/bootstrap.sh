@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make this machine ready to develop and test Floorwalker: the Mosquitto and Redis
-# binaries (integration tests and `floorwalker demo` start their own servers on
-# loopback, never the system daemons) and the project's virtualenv.
+# Make this machine ready to develop and test Floorwalker: the Mosquitto, Redis and
+# Prometheus binaries and Chromium (integration and browser tests and `floorwalker demo`
+# start their own servers on loopback, never the system daemons) and the virtualenv.
 # Idempotent; a second run with everything present takes well under a second.
 set -euo pipefail
 
@@ -20,6 +20,8 @@ install_debian_packages() {
     have redis-server || missing+=(redis-server)
     # The floor page's browser tests (playwright drives this one: it cannot download its own).
     have chromium || missing+=(chromium)
+    # The Grafana dashboard's queries are checked against a real Prometheus in the tests.
+    have prometheus || missing+=(prometheus)
     if [ ! -x .venv/bin/python ]; then
         have python3 || missing+=(python3)
         # Debian's python3 creates venvs only with python3-venv (ensurepip).
@@ -52,7 +54,7 @@ install_debian_packages() {
     trap - EXIT
 
     local name
-    for name in mosquitto redis-server chromium python3; do
+    for name in mosquitto redis-server chromium prometheus python3; do
         have "$name" || { echo "bootstrap: $name still missing after install" >&2; exit 1; }
     done
 }
@@ -88,4 +90,4 @@ install_venv() {
 
 install_debian_packages
 install_venv
-echo "bootstrap: ok (mosquitto, redis-server, chromium, .venv)" >&2
+echo "bootstrap: ok (mosquitto, redis-server, chromium, prometheus, .venv)" >&2

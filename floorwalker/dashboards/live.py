@@ -228,41 +228,74 @@ class MetricsReading:
         return out
 
 
-def read_registry(registry: CollectorRegistry) -> MetricsReading:
-    """Parse a runner's :class:`~floorwalker.engine.runners.metrics.Metrics` registry."""
-    samples: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
-    for family in registry.collect():
-        for sample in family.samples:
-            samples[sample.name].append((sample.labels, sample.value))
+_Rows = Mapping[str, list[tuple[dict[str, str], float]]]
 
-    def total(name: str) -> float:
-        return sum(value for _, value in samples.get(name, ()))
 
+def _total(samples: _Rows) -> Callable[[str], float]:
+    return lambda name: sum(value for _, value in samples.get(name, ()))
+
+
+def _by(samples: _Rows) -> Callable[..., dict[Any, int]]:
     def by(name: str, *keys: str) -> dict[Any, int]:
         out: dict[Any, int] = {}
         for labels, value in samples.get(name, ()):
             key = tuple(labels[k] for k in keys)
-            out[key if len(keys) > 1 else key[0]] = int(value)
+            one = key if len(keys) > 1 else key[0]
+            out[one] = out.get(one, 0) + int(value)
         return out
 
-    def buckets(name: str, **match: str) -> list[tuple[float, float]]:
-        rows = samples.get(name, ())
-        found = [
-            (float(labels["le"]), value)
-            for labels, value in rows
-            if all(labels.get(k) == v for k, v in match.items())
-        ]
-        return sorted(found)
+    return by
 
-    def per_rule_buckets(name: str) -> dict[str, list[tuple[float, float]]]:
+
+def _summed(rows: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    total: dict[float, float] = defaultdict(float)
+    for le, value in rows:
+        total[le] += value
+    return sorted(total.items())
+
+
+def _buckets(samples: _Rows) -> Callable[..., list[tuple[float, float]]]:
+    def buckets(name: str, **match: str) -> list[tuple[float, float]]:
+        return _summed(
+            (float(labels["le"]), value)
+            for labels, value in samples.get(name, ())
+            if all(labels.get(k) == v for k, v in match.items())
+        )
+
+    return buckets
+
+
+def _per_rule_buckets(samples: _Rows) -> Callable[[str], dict[str, list[tuple[float, float]]]]:
+    def per_rule(name: str) -> dict[str, list[tuple[float, float]]]:
         out: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for labels, value in samples.get(name, ()):
             out[labels["rule"]].append((float(labels["le"]), value))
-        return {rule: sorted(rows) for rule, rows in out.items()}
+        return {rule: _summed(rows) for rule, rows in out.items()}
 
+    return per_rule
+
+
+def _floats(samples: _Rows) -> Callable[[str, str], dict[str, float]]:
     def floats(name: str, key: str) -> dict[str, float]:
-        return {labels[key]: value for labels, value in samples.get(name, ())}
+        out: dict[str, float] = defaultdict(float)
+        for labels, value in samples.get(name, ()):
+            out[labels[key]] += value
+        return dict(out)
 
+    return floats
+
+
+def read_registry(registry: CollectorRegistry) -> MetricsReading:
+    """Parse a runner's :class:`~floorwalker.engine.runners.metrics.Metrics` registry.
+
+    Series carry a ``store`` label; the terminal view adds the stores up.
+    """
+    samples: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    for family in registry.collect():
+        for sample in family.samples:
+            samples[sample.name].append((sample.labels, sample.value))
+    total, by, buckets = _total(samples), _by(samples), _buckets(samples)
+    per_rule_buckets, floats = _per_rule_buckets(samples), _floats(samples)
     return MetricsReading(
         events_in=int(total("floorwalker_events_in_total")),
         actions=by("floorwalker_actions_total", "rule", "type"),
@@ -280,7 +313,10 @@ def read_registry(registry: CollectorRegistry) -> MetricsReading:
         response_buckets=per_rule_buckets("floorwalker_staff_response_seconds_bucket"),
         response_count=by("floorwalker_staff_response_seconds_count", "rule"),
         response_sum=floats("floorwalker_staff_response_seconds_sum", "rule"),
-        response_target=floats("floorwalker_staff_response_target_seconds", "rule"),
+        response_target={
+            labels["rule"]: value
+            for labels, value in samples.get("floorwalker_staff_response_target_seconds", ())
+        },
         within_target=by("floorwalker_staff_responses_within_target_total", "rule"),
         unanswered=by("floorwalker_alerts_unanswered_total", "rule"),
         pages=by("floorwalker_alert_pages_total", "band"),

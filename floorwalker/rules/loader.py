@@ -100,6 +100,22 @@ def check_directory(
     return _load_directory(Path(directory), extra_tags, extra_roles)[1]
 
 
+def load_vocabulary(
+    directory: str | Path, *, extra_tags: Iterable[str] = (), extra_roles: Iterable[str] = ()
+) -> Vocabulary:
+    """The words a rules directory accepts: built-in, ``vocabulary.yaml`` (if any), extras."""
+    root = Path(directory)
+    vocab = DEFAULT_VOCABULARY.extended(zone_tags=extra_tags, roles=extra_roles)
+    files = [root / f"{VOCABULARY_STEM}{suffix}" for suffix in RULE_SUFFIXES]
+    problems: list[RuleProblem] = []
+    vocab = _directory_vocabulary(
+        _reserved([p for p in files if p.is_file()], VOCABULARY_STEM, problems), vocab, problems
+    )
+    if problems:
+        raise RuleSetError(problems)
+    return vocab
+
+
 # --------------------------------------------------------------------------- directory
 
 
@@ -272,7 +288,11 @@ def _parse_checked(
     try:
         spec = model.model_validate(data, context=context)
     except ValidationError as exc:
-        issues = issues_from(exc, data, model) + (also(data) if also else [])
+        issues = issues_from(exc, data, model)
+        # A top-level key written further in (`offer:` under `when:`) is reported as
+        # misplaced; the top-level check would only say the same thing less well.
+        if also is not None and not any(i.home == () for i in issues):
+            issues += also(data)
         return _Parsed(file, doc, problems=_problems(file, doc, issues))
     return _Parsed(file, YamlDocument(data, doc.values, doc.keys), spec)
 

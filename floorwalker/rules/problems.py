@@ -39,6 +39,8 @@ class Issue:
     """Point at the key of the entry at ``at`` rather than its value."""
     missing: str | None = None
     """For a missing key: its name."""
+    home: NodePath | None = None
+    """For a key written in the wrong place: the mapping it belongs in."""
 
 
 def dotted(path: NodePath) -> str:
@@ -53,7 +55,9 @@ def to_problem(file: str, doc: YamlDocument, issue: Issue) -> RuleProblem:
     target = issue.where if issue.at is None else issue.at
     pos = doc.key_pos(target) if issue.key else doc.value_pos(target)
     where = dotted(issue.where)
-    message = f"{where}: {issue.message}" if where else issue.message
+    message = f"{where}: {issue.message}" if where and issue.home is None else issue.message
+    if issue.home is not None:
+        message += _directions(doc, issue.home, pos.line)
     suggestion = issue.suggestion
     if suggestion is not None and len(suggestion) > _QUOTED_CHARS:
         suggestion = None
@@ -77,7 +81,9 @@ def clip_quoted(message: str) -> str:
 def issues_from(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Issue]:
     issues = [_translate(error, data, model) for error in exc.errors(include_url=False)]
     # `at_leest: 10s` makes `at_least` missing too; the misspelling is the one to report.
+    # So does `at_least` indented one level too little: the misplaced key is reported.
     misspelt = {(i.where, i.suggestion) for i in issues if i.key and i.suggestion}
+    misspelt |= {(i.home, str(i.at[-1])) for i in issues if i.home is not None and i.at}
     return [i for i in issues if i.missing is None or (i.where, i.missing) not in misspelt]
 
 
@@ -131,7 +137,7 @@ def _translate(error: ErrorDetails, data: Any, model: type[BaseModel]) -> Issue:
     if kind == "missing":
         return _missing(path, str(error["loc"][-1]), model)
     if kind == "extra_forbidden":
-        return _unknown_key(path, model)
+        return _unknown_key(path, model, data)
     if kind == "literal_error":
         return _not_allowed(path, value, re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
     if kind == "target":
@@ -167,8 +173,14 @@ def _missing(path: NodePath, key: str, model: type[BaseModel]) -> Issue:
     return Issue(path, f"missing `{key}`" + (f" ({purpose})" if purpose else ""), missing=key)
 
 
-def _unknown_key(path: NodePath, model: type[BaseModel]) -> Issue:
+def _unknown_key(path: NodePath, model: type[BaseModel], data: Any) -> Issue:
     parent, key = path[:-1], str(path[-1])
+    home = _home(model, data, parent, key)
+    if home is not None:
+        here = f"under `{dotted(parent)}`" if parent else "at the top level"
+        there = f"under `{dotted(home)}`" if home else "at the top level"
+        message = f"`{key}` is not allowed {here}; it belongs {there}"
+        return Issue(parent, message, at=path, key=True, home=home)
     allowed = sorted({name for m in models_at(model, parent) for name in _keys(m)})
     listed = ", ".join(allowed) if allowed else "none"
     return Issue(
@@ -198,6 +210,90 @@ def _not_allowed(path: NodePath, value: Any, allowed: list[str]) -> Issue:
             hint or role,
         )
     return Issue(path, f"{_show(value)} is not allowed; use one of {', '.join(allowed)}", hint)
+
+
+# --------------------------------------------------------------------------- misplaced keys
+
+_MAX_HOME_DEPTH = 6
+
+
+def _home(model: type[BaseModel], data: Any, parent: NodePath, key: str) -> NodePath | None:
+    """Where a key that is not allowed at ``parent`` most likely belongs, if anywhere.
+
+    Mostly an indentation slip: `budget` indented under `when` instead of `limits`, or
+    `at_least` one level out of its `dwell`. Of the mappings the key is allowed in, the
+    one nearest to where it was written wins, preferring one the file already has.
+    """
+    best: tuple[int, int, NodePath] | None = None
+    for home in _homes(model, key):
+        node = _node(data, home)
+        if isinstance(node, dict):
+            if key in node:
+                continue  # already given there: this one is not a slip of that one
+            missing = 0
+        elif (
+            home
+            and isinstance(_node(data, home[:-1]), dict)
+            and home[-1] not in (_node(data, home[:-1]) or {})
+        ):
+            missing = 1  # its section is not written yet, but its parent is
+        else:
+            continue
+        common = next(
+            (i for i, (a, b) in enumerate(zip(home, parent, strict=False)) if a != b), None
+        )
+        shared = min(len(home), len(parent)) if common is None else common
+        rank = (missing, len(home) + len(parent) - 2 * shared, home)
+        if best is None or rank[:2] < best[:2]:
+            best = rank
+    return None if best is None else best[2]
+
+
+def _homes(model: type[BaseModel], key: str) -> list[NodePath]:
+    """Every mapping (reached through mappings, not lists) of ``model`` that allows ``key``."""
+    found: list[NodePath] = []
+    todo: list[tuple[type[BaseModel], NodePath]] = [(model, ())]
+    while todo:
+        current, path = todo.pop(0)
+        if key in _keys(current) and path not in found:
+            found.append(path)
+        if len(path) >= _MAX_HOME_DEPTH:
+            continue
+        for name, info in current.model_fields.items():
+            for member in _members(info.annotation):
+                if _is_model(member):
+                    todo.append((member, (*path, info.alias or name)))
+    return found
+
+
+def _node(data: Any, path: NodePath) -> Any:
+    node = data
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _directions(doc: YamlDocument, home: NodePath, line: int) -> str:
+    """` (2 lines up, indent 2)`: where to move a misplaced key to."""
+    if not home:
+        return " (indent 0)"
+    if home not in doc.values:
+        parent = f"under `{dotted(home[:-1])}`" if home[:-1] else "at the top level"
+        return f", which is not written yet: add `{home[-1]}:` {parent}"
+    key = doc.key_pos(home)
+    children = [
+        pos for path, pos in doc.keys.items() if len(path) == len(home) + 1 and path[:-1] == home
+    ]
+    rows = line - key.line
+    if rows == 0:
+        return f" (line {key.line})"
+    lines = f"{abs(rows)} line{'s' if abs(rows) > 1 else ''} {'up' if rows > 0 else 'down'}"
+    if any(pos.line == key.line for pos in children):
+        return f" ({lines}, inside its braces on line {key.line})"
+    indent = min((pos.col for pos in children), default=key.col + 2) - 1
+    return f" ({lines}, indent {indent})"
 
 
 # --------------------------------------------------------------------------- model lookup

@@ -51,7 +51,7 @@ from floorwalker.rules.model import (
     Segment,
     Tier,
 )
-from floorwalker.rules.vocabulary import Vocabulary, closest
+from floorwalker.rules.vocabulary import BUILTIN_ROLES, BUILTIN_ZONE_TAGS, Vocabulary, closest
 
 ISSUE_TYPE = "floorwalker"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -209,6 +209,17 @@ def _one_or_many(item: dict[str, Any]) -> WithJsonSchema:
 
 
 _STRING: dict[str, Any] = {"type": "string", "minLength": 1}
+ZONE_TAG_TITLE = "Zone tag"
+ROLE_TITLE = "Staff role"
+# Examples, not an enum: a rules directory may add words in vocabulary.yaml, and the
+# schema must not refuse them. Editors offer examples as completions all the same;
+# `floorwalker rules init --registry` writes them with the store's own words.
+_ZONE_TAG: dict[str, Any] = {
+    **_STRING,
+    "title": ZONE_TAG_TITLE,
+    "examples": sorted(BUILTIN_ZONE_TAGS),
+}
+_ROLE: dict[str, Any] = {**_STRING, "title": ROLE_TITLE, "examples": sorted(BUILTIN_ROLES)}
 
 
 def _enum(values: tuple[str, ...]) -> dict[str, Any]:
@@ -254,7 +265,7 @@ ZoneTags = Annotated[
     list[Annotated[str, Field(min_length=1), AfterValidator(_zone_tag)]],
     BeforeValidator(_listify),
     Field(min_length=1),
-    _one_or_many(_STRING),
+    _one_or_many(_ZONE_TAG),
 ]
 Names = Annotated[list[Name], BeforeValidator(_names), Field(min_length=1), _one_or_many(_STRING)]
 Skus = Annotated[
@@ -598,7 +609,7 @@ class OfferModel(_Model):
 class RoleTarget(_Model):
     """Available staff with this role, nearest first."""
 
-    role: Annotated[str, Field(min_length=1), AfterValidator(_role)] = Field(
+    role: Annotated[str, Field(min_length=1), AfterValidator(_role), WithJsonSchema(_ROLE)] = Field(
         description="A staff role, e.g. manager."
     )
 

@@ -26,7 +26,12 @@ class _Engine:
     stats: EngineStats = field(default_factory=EngineStats)
     alerts: dict[str, int] = field(default_factory=dict)
 
-    def gauges(self) -> Gauges:
+    stores: dict[str, object] = field(default_factory=lambda: {"s001": None})
+
+    def stats_for(self, store: str | None) -> EngineStats:
+        return self.stats
+
+    def gauges(self, store: str | None = None) -> Gauges:
         return Gauges(active_shoppers=3, alerts=self.alerts, pending_timers=0, unhealthy_devices=0)
 
 

@@ -288,3 +288,67 @@ def test_a_role_written_as_a_target_suggests_the_role_form(tmp_path: Path) -> No
     problem = _only(tmp_path, "id: r\nwhen: {bell: {}}\nalert: {to: manager, message: hi}\n")
     assert _at(problem) == (3, 13)
     assert problem.suggestion == "{role: manager}"
+
+
+# --------------------------------------------------------------------------- misplaced keys
+
+OFFER = "offer: {id: o, message: hi, expires: 1h}\n"
+
+
+def test_a_key_indented_under_the_wrong_section_says_where_it_belongs(tmp_path: Path) -> None:
+    text = (
+        "id: r\nwhen:\n  dwell: {zone_tag: chilled, at_least: 10s}\n  budget: {coupons: 100}\n"
+        + OFFER
+        + "limits:\n  per_shopper: [{count: 1, per: day}]\n"
+    )
+    problem = _only(tmp_path, text)
+    assert _at(problem) == (4, 3)
+    assert problem.message == (
+        "`budget` is not allowed under `when`; it belongs under `limits` (2 lines down, indent 2)"
+    )
+
+
+def test_a_key_indented_too_little_goes_back_into_its_mapping(tmp_path: Path) -> None:
+    text = "id: r\nwhen:\n  dwell:\n    zone_tag: chilled\n  at_least: 10s\n" + OFFER
+    problem = _only(tmp_path, text)  # and no "missing at_least" besides
+    assert _at(problem) == (5, 3)
+    assert problem.message == (
+        "`at_least` is not allowed under `when`; it belongs under `when.dwell`"
+        " (2 lines up, indent 4)"
+    )
+
+
+def test_a_key_whose_section_is_not_written_yet(tmp_path: Path) -> None:
+    problem = _only(tmp_path, "id: r\nwhen: {bell: {}}\n" + ALERT + "cooldown: 1h\n")
+    assert _at(problem) == (4, 1)
+    assert problem.message == (
+        "`cooldown` is not allowed at the top level; it belongs under `limits`,"
+        " which is not written yet: add `limits:` at the top level"
+    )
+
+
+def test_an_action_indented_under_when_is_the_only_problem(tmp_path: Path) -> None:
+    text = "id: r\nwhen:\n  bell: {}\n  alert: {to: nearest, message: hi}\n"
+    problem = _only(tmp_path, text)  # not also "a rule needs an action"
+    assert _at(problem) == (4, 3)
+    assert problem.message == (
+        "`alert` is not allowed under `when`; it belongs at the top level (indent 0)"
+    )
+
+
+def test_a_misplaced_key_beside_a_flow_mapping_points_into_its_braces(tmp_path: Path) -> None:
+    text = (
+        "id: r\nlimits: {per_shopper: [{count: 1, per: day}]}\nwhen:\n"
+        "  bell: {}\n  cooldown: 1h\n" + ALERT
+    )
+    problem = _only(tmp_path, text)
+    assert problem.message == (
+        "`cooldown` is not allowed under `when`; it belongs under `limits`"
+        " (3 lines up, inside its braces on line 2)"
+    )
+
+
+def test_a_word_allowed_nowhere_is_still_a_misspelling(tmp_path: Path) -> None:
+    text = "id: r\nwhen:\n  dwell: {zone_tag: chilled, at_least: 10s}\n  budgett: 1\n" + OFFER
+    problem = _only(tmp_path, text)
+    assert problem.message.startswith("when: unknown key `budgett`; allowed here:")

@@ -8,7 +8,17 @@ import jsonschema
 import pytest
 
 from floorwalker.rules.schema import PolicyFile, RuleFile
-from floorwalker.rules.schema_gen import SCHEMAS, main, render
+from floorwalker.rules.schema_gen import (
+    CATALOG_DIR,
+    INSTALLED_NAMES,
+    MODELS,
+    SCHEMAS,
+    generate,
+    main,
+    render,
+)
+from floorwalker.rules.starter import modeline
+from floorwalker.rules.vocabulary import BUILTIN_ROLES, BUILTIN_ZONE_TAGS, Vocabulary
 from floorwalker.yamlpos import load_yaml
 from tests.rules.examples import FULL_RULE
 
@@ -35,9 +45,45 @@ def test_committed_schemas_are_freshly_generated(name: str) -> None:
     assert committed == render(SCHEMAS[name]), "run: python -m floorwalker.rules.schema_gen"
 
 
-def test_generation_is_deterministic_and_writes_both_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", sorted(INSTALLED_NAMES))
+def test_the_installed_copies_beside_the_catalog_are_freshly_generated(kind: str) -> None:
+    committed = (CATALOG_DIR / INSTALLED_NAMES[kind]).read_text(encoding="utf-8")
+    assert committed == render(MODELS[kind]), "run: python -m floorwalker.rules.schema_gen"
+
+
+def test_every_catalog_file_names_a_schema_beside_it_so_a_copy_keeps_validating() -> None:
+    for path in sorted(CATALOG.glob("*.yaml")):
+        kind = "policy" if path.stem == "policy" else "rule"
+        lines = path.read_text().splitlines()
+        assert modeline(kind) in lines[:3], path.name
+        target = modeline(kind).split("$schema=", 1)[1]
+        assert not target.startswith(".."), "a path out of the directory breaks on a copy"
+        assert (path.parent / target).is_file(), path.name
+
+
+def test_the_schema_offers_the_vocabulary_as_completions_without_refusing_new_words() -> None:
+    schema = generate(RuleFile)
+    text = json.dumps(schema)
+    assert all(f'"{tag}"' in text for tag in BUILTIN_ZONE_TAGS)
+    assert all(f'"{role}"' in text for role in BUILTIN_ROLES)
+    store = Vocabulary().extended(zone_tags=["wine-cellar"], roles=["sommelier"])
+    custom = json.dumps(generate(RuleFile, store))
+    assert '"wine-cellar"' in custom and '"sommelier"' in custom
+    validator = jsonschema.Draft202012Validator(schema)
+    rule = load_yaml(
+        "id: r\nwhen: {enter: {zone_tag: wine-cellar}}\n"
+        "alert: {to: {role: sommelier}, message: hi}\n"
+    ).data
+    assert list(validator.iter_errors(rule)) == []  # examples, not an enum
+
+
+def test_generation_is_deterministic_and_writes_every_file(tmp_path: Path) -> None:
     assert main([str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.schema.json", "rule.schema.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "policy.schema.json",
+        "rule.schema.json",
+        "vocabulary.schema.json",
+    ]
     assert (tmp_path / "rule.schema.json").read_text() == render(RuleFile)
     assert render(PolicyFile) == render(PolicyFile)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from floorwalker.devices.events import Event, Sighting
 from floorwalker.devices.registry import Registry
@@ -82,12 +82,14 @@ class Engine:
         journal: AlertJournal | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
-        self.stats = EngineStats()
+        self._own_stats = EngineStats()
+        """What no store counted: events for stores this engine does not serve, and the
+        like. Each store counts into its own :class:`EngineStats` (its ports')."""
         self.ports = Ports(
             guards=guards if guards is not None else InMemoryGuardStore(),
             profiles=profiles if profiles is not None else ProfileBook(),
             journal=journal if journal is not None else NoJournal(),
-            stats=self.stats,
+            stats=self._own_stats,
             on_decision=on_decision,
         )
         self.clock = float("-inf")
@@ -113,7 +115,8 @@ class Engine:
             registry,
             self.compiled,
             self.settings,
-            self.ports,
+            # Per-store counters: metrics carry a store label at no cost to the hot path.
+            replace(self.ports, stats=EngineStats()),
             position=len(self._by_position),
             wake=self._wake,
             announce=self._emitted.append,
@@ -131,11 +134,11 @@ class Engine:
         """Take one decoded event; return a rejection reason, or None if accepted."""
         store = self.stores.get(event.store)
         if store is None:
-            self.stats.rejected["unknown_store"] += 1
+            self._own_stats.rejected["unknown_store"] += 1
             return "unknown_store"
         ts = event.ts
         if ts > self._future_limit or ts < self._late_limit:
-            self.stats.rejected["clock_skew"] += 1
+            store.stats.rejected["clock_skew"] += 1
             return "clock_skew"
         if not store.sweeping:
             # Device health is watched in every store from the first message the
@@ -158,7 +161,7 @@ class Engine:
                 and ts - p.last_seen < self._leave_after
                 and rssi >= self._min_rssi
             ):
-                self.stats.sightings += 1
+                store.stats.sightings += 1
                 store.last_heard[gw] = ts
                 store.changed = True
                 p.seen = p.last_seen = ts
@@ -340,12 +343,25 @@ class Engine:
         try:
             removed += self.ports.guards.forget_shopper(shopper)
         except GuardStoreError:
-            self.stats.guard_errors += 1
+            self._own_stats.guard_errors += 1
         return removed
 
-    def gauges(self) -> Gauges:
-        """How much the engine holds right now, summed over its stores."""
-        stores = self._by_position
+    @property
+    def stats(self) -> EngineStats:
+        """Every counter summed over the stores: a copy to read (summaries, reports).
+
+        Counting goes through :meth:`stats_for`; a count added to this copy is lost.
+        """
+        return EngineStats.merged([self._own_stats, *(s.stats for s in self._by_position)])
+
+    def stats_for(self, store: str | None) -> EngineStats:
+        """One store's own live counters; the engine's, for a store it does not serve."""
+        unit = self.stores.get(store) if store is not None else None
+        return unit.stats if unit is not None else self._own_stats
+
+    def gauges(self, store: str | None = None) -> Gauges:
+        """How much the engine holds right now: in one store, or summed over them all."""
+        stores = self._by_position if store is None else [self.stores[store]]
         return Gauges(
             active_shoppers=sum(len(s.state.presence) for s in stores),
             alerts=_summed(s.state.alerts.counts() for s in stores),

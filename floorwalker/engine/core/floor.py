@@ -108,9 +108,9 @@ class StoreFloor:
 
 def floor_view(engine: Engine) -> dict[str, StoreFloor]:
     """Every store of the engine, as of its clock; see the module docstring."""
-    stats = engine.stats
     out: dict[str, StoreFloor] = {}
     for sid, store in engine.stores.items():
+        stats = engine.stats_for(sid)  # the store's own counters: live, nothing summed
         out[sid] = store_floor(
             store,
             engine.clock,

@@ -1,18 +1,23 @@
 """Counters the core keeps about itself: the decision record in aggregate.
 
 Runners turn these into Prometheus metrics; replay prints them as the per-rule
-summary. Plain dicts, so the hot path pays one dict update per fact.
+summary. Plain dicts, so the hot path pays one dict update per fact. Each store
+keeps its own (metrics carry a ``store`` label); :meth:`EngineStats.merged` sums
+them for a summary of the whole engine.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from floorwalker.devices.events import Sighting
 from floorwalker.engine.core.actions import is_condition, reason_class
+
+MERGE = "merge"
+"""Field metadata: how :meth:`EngineStats.merged` combines a field (default: add up)."""
 
 
 @dataclass
@@ -48,11 +53,27 @@ class EngineStats:
     """rule -> alerts whose escalation chain ended with nobody answering"""
     within_target: Counter[str] = field(default_factory=Counter)
     """rule -> answers within the rule's ``response_target``"""
-    response_target_s: dict[str, float] = field(default_factory=dict)
+    response_target_s: dict[str, float] = field(default_factory=dict, metadata={MERGE: "max"})
+    """rule -> its ``response_target`` (a setting, the same in every store: not summed)"""
     pages: Counter[str] = field(default_factory=Counter)
     """band -> pages sent to it (the load per staff member)"""
     late_accepted: int = 0
     guard_errors: int = 0
+
+    @classmethod
+    def merged(cls, parts: Iterable[EngineStats]) -> EngineStats:
+        """One set of counters adding up ``parts`` (new, independent of them).
+
+        Numbers and the values of count dicts add up, lists of observations are
+        joined, and a field marked ``metadata={MERGE: "max"}`` keeps the largest.
+        A field added later merges the same way without a change here.
+        """
+        out = cls()
+        for part in parts:
+            for f in fields(cls):
+                how = f.metadata.get(MERGE, "add")
+                setattr(out, f.name, _merge(getattr(out, f.name), getattr(part, f.name), how))
+        return out
 
     def accepted_by_type(self) -> dict[type, int]:
         """Accepted events by event class, the fast path's sightings folded in."""
@@ -117,3 +138,24 @@ class EngineStats:
             "redemptions_refused": dict(sorted(self.redemptions_refused.items())),
             "rules": {rule: self.rule_summary(rule) for rule in self.rules(known)},
         }
+
+
+def _merge(mine: Any, theirs: Any, how: str) -> Any:
+    if isinstance(theirs, dict):
+        out = Counter(mine) if isinstance(mine, Counter) else dict(mine)
+        for key, value in theirs.items():
+            out[key] = _merge(out[key], value, how) if key in out else _copy(value)
+        return out
+    if isinstance(theirs, list):
+        return [*mine, *theirs]
+    if isinstance(theirs, set | frozenset):
+        return mine | theirs
+    if isinstance(theirs, int | float) and not isinstance(theirs, bool):
+        return max(mine, theirs) if how == "max" else mine + theirs
+    return theirs
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list | dict | set):
+        return value.copy()
+    return value

@@ -80,6 +80,8 @@ class Store:
         self._handlers[Sighting] = self._on_sighting  # type: ignore[assignment]
         # Looked up once per event on the hot path: kept as plain attributes.
         self._lateness = settings.lateness_s
+        self.stats = ports.stats
+        """This store's own counters (the router reads and sums them)."""
         self._stats = ports.stats
         self._counts_in = ports.stats.events_by_type
         self.presence_states = st.presence.states

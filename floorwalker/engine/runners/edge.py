@@ -332,15 +332,16 @@ class EdgeRunner:
             self.link.publish(action.topic(prefix), orjson.dumps(wire_payload(action, tz)))
             sent = time.time()
             if timer:
-                self.metrics.timer_lateness(max(0.0, sent - action.ts))
+                self.metrics.timer_lateness(max(0.0, sent - action.ts), store=action.store)
             elif event is not None:
                 device_ts, arrival = event
-                self.metrics.decision_latency("device", max(0.0, sent - device_ts))
-                self.metrics.decision_latency("arrival", max(0.0, sent - arrival))
+                store = action.store
+                self.metrics.decision_latency("device", max(0.0, sent - device_ts), store=store)
+                self.metrics.decision_latency("arrival", max(0.0, sent - arrival), store=store)
 
     def _deadletter(self, letter: DeadLetter) -> None:
         self.link.publish(letter.topic, orjson.dumps(letter.payload()))
-        self.metrics.deadletter(letter.reason)
+        self.metrics.deadletter(letter.reason, store=letter.store)
 
     def _sync_metrics(self, engine: Engine) -> None:
         self.metrics.sync(engine)

@@ -9,6 +9,12 @@ last sync. What only the runner knows (dead letters, publish latency, timer
 lateness, queue depths, reconnects, Redis errors, reloads, store snapshots) it
 reports through the direct methods.
 
+Every series about something that happens in a store carries a ``store`` label: the
+core counts per store (each store unit has its own stats), so a runner serving
+several stores shows each one, and a dashboard sums them with ``sum by``. What
+belongs to the process (queue depth, reconnects, reloads, Redis errors, the
+snapshot round) has no store. ``floorwalker_build_info{version,python}`` is 1.
+
 Each :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`,
 never the process-global one, so tests and two runners in one process do not clash.
 :meth:`Metrics.sync` reads the engine's dicts without locks: call it from the
@@ -17,9 +23,12 @@ thread that drives the engine. The direct methods are thread-safe.
 
 from __future__ import annotations
 
+import platform
 import re
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Final, Generic, Protocol, TypeVar
 
 from prometheus_client import (
@@ -95,9 +104,19 @@ class EngineLike(Protocol):
     """What :meth:`Metrics.sync` reads: :class:`floorwalker.engine.core.Engine` fits."""
 
     @property
-    def stats(self) -> EngineStats: ...
+    def stores(self) -> Mapping[str, object]: ...
 
-    def gauges(self) -> Gauges: ...
+    def stats_for(self, store: str | None) -> EngineStats: ...
+
+    def gauges(self, store: str | None = None) -> Gauges: ...
+
+
+def build_version() -> str:
+    """The installed package's version (``0+unknown`` when run from an uninstalled tree)."""
+    try:
+        return metadata.version("floorwalker")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 class _Deltas(Generic[K]):
@@ -120,6 +139,22 @@ class _Deltas(Generic[K]):
 
     def reset(self) -> None:
         self._last = {}
+
+
+@dataclass
+class _Seen:
+    """What the last sync saw of one store's stats (they count, we add increments)."""
+
+    stats: EngineStats
+    events: _Deltas[type] = field(default_factory=_Deltas)
+    sent: _Deltas[tuple[str, str]] = field(default_factory=_Deltas)
+    suppressed: _Deltas[tuple[str, str]] = field(default_factory=_Deltas)
+    redeemed: _Deltas[str] = field(default_factory=_Deltas)
+    escalations: _Deltas[str] = field(default_factory=_Deltas)
+    unanswered: _Deltas[str] = field(default_factory=_Deltas)
+    pages: _Deltas[str] = field(default_factory=_Deltas)
+    within: _Deltas[str] = field(default_factory=_Deltas)
+    responses: dict[str, tuple[list[float], int]] = field(default_factory=dict)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -164,57 +199,58 @@ class Metrics:
         # ----------------------------------------------------------- counters (from the core)
         self._events_in = Counter(
             "floorwalker_events_in",
-            "Events accepted by the engine core, by kind.",
-            ["kind"],
+            "Events accepted by the engine core, by store and kind.",
+            ["store", "kind"],
             registry=r,
         )
         self._actions = Counter(
             "floorwalker_actions",
-            "Actions the engine decided to send, by rule and type (offer|alert).",
-            ["rule", "type"],
+            "Actions the engine decided to send, by store, rule and type (offer|alert).",
+            ["store", "rule", "type"],
             registry=r,
         )
         self._suppressed = Counter(
             "floorwalker_suppressed",
-            "Rule firings that sent nothing, by rule and reason (cap, no_consent, ...).",
-            ["rule", "reason"],
+            "Rule firings that sent nothing, by store, rule and reason (cap, no_consent, ...).",
+            ["store", "rule", "reason"],
             registry=r,
         )
         self._coupons_redeemed = Counter(
             "floorwalker_coupons_redeemed",
-            "Coupons redeemed at the till, by the rule that issued them.",
-            ["rule"],
+            "Coupons redeemed at the till, by store and the rule that issued them.",
+            ["store", "rule"],
             registry=r,
         )
         self._escalations = Counter(
             "floorwalker_escalations",
-            "Alerts passed on to the next member of staff, by rule.",
-            ["rule"],
+            "Alerts passed on to the next member of staff, by store and rule.",
+            ["store", "rule"],
             registry=r,
         )
         self._unanswered = Counter(
             "floorwalker_alerts_unanswered",
-            "Alerts whose escalation chain ended with nobody answering, by rule.",
-            ["rule"],
+            "Alerts whose escalation chain ended with nobody answering, by store and rule.",
+            ["store", "rule"],
             registry=r,
         )
         self._pages = Counter(
             "floorwalker_alert_pages",
             "Pages sent to each staff band (the load per member of staff).",
-            ["band"],
+            ["store", "band"],
             registry=r,
         )
         self._within_target = Counter(
             "floorwalker_staff_responses_within_target",
-            "Answers that came within the rule's response_target, by rule.",
-            ["rule"],
+            "Answers that came within the rule's response_target, by store and rule.",
+            ["store", "rule"],
             registry=r,
         )
         # ----------------------------------------------------------- counters (from the runner)
         self._deadletters = Counter(
             "floorwalker_deadletters",
-            "Messages the runner could not use and dead-lettered, by reason.",
-            ["reason"],
+            "Messages the runner could not use and dead-lettered, by store and reason"
+            " (store _unknown: the topic named no store this runner serves).",
+            ["store", "reason"],
             registry=r,
         )
         self._redis_errors = Counter(
@@ -242,21 +278,22 @@ class Metrics:
         self._decision_latency = Histogram(
             "floorwalker_decision_latency_seconds",
             "Time to publish an action, from the device's timestamp (path=device) "
-            "or from the event's arrival (path=arrival).",
-            ["path"],
+            "or from the event's arrival (path=arrival), by store.",
+            ["store", "path"],
             buckets=DECISION_BUCKETS,
             registry=r,
         )
         self._timer_lateness = Histogram(
             "floorwalker_timer_lateness_seconds",
-            "How long after a timer was due its action was published.",
+            "How long after a timer was due its action was published, by store.",
+            ["store"],
             buckets=TIMER_BUCKETS,
             registry=r,
         )
         self._staff_response = Histogram(
             "floorwalker_staff_response_seconds",
-            "Time from an alert to a member of staff acknowledging it, by rule.",
-            ["rule"],
+            "Time from an alert to a member of staff acknowledging it, by store and rule.",
+            ["store", "rule"],
             buckets=RESPONSE_BUCKETS,
             registry=r,
         )
@@ -285,29 +322,32 @@ class Metrics:
         )
         self._alerts_open = Gauge(
             "floorwalker_alerts_open",
-            "Staff alerts paged and not answered yet (state open).",
+            "Staff alerts paged and not answered yet (state open), by store.",
+            ["store"],
             registry=r,
         )
         self._alerts = Gauge(
             "floorwalker_alerts",
-            "Staff alerts held, by state: open, acknowledged, unanswered, done.",
-            ["state"],
+            "Staff alerts held, by store and state: open, acknowledged, unanswered, done.",
+            ["store", "state"],
             registry=r,
         )
         self._response_target = Gauge(
             "floorwalker_staff_response_target_seconds",
             "The rule's response_target, beside floorwalker_staff_response_seconds.",
-            ["rule"],
+            ["store", "rule"],
             registry=r,
         )
         self._active_shoppers = Gauge(
             "floorwalker_active_shoppers",
-            "Shoppers the engine is tracking (seen within the visit gap), over all stores.",
+            "Shoppers the engine is tracking (seen within the visit gap), by store.",
+            ["store"],
             registry=r,
         )
         self._devices_unhealthy = Gauge(
             "floorwalker_devices_unhealthy",
-            "Gateways silent or devices offline for longer than device_silence_s.",
+            "Gateways silent or devices offline for longer than device_silence_s, by store.",
+            ["store"],
             registry=r,
         )
         self._budget_used = Gauge(
@@ -323,112 +363,113 @@ class Metrics:
             ["store", "rule", "unit"],
             registry=r,
         )
+        self._build_info = Gauge(
+            "floorwalker_build_info",
+            "Always 1: the Floorwalker version and the Python running it.",
+            ["version", "python"],
+            registry=r,
+        )
+        self._build_info.labels(version=build_version(), python=platform.python_version()).set(1)
         # Known label values show up (at zero) before anything happens.
-        for path in LATENCY_PATHS:
-            self._decision_latency.labels(path=path)
         for outcome in RELOAD_OUTCOMES:
             self._rule_reloads.labels(outcome=outcome)
 
         self._sync_lock = threading.Lock()
-        self._stats: EngineStats | None = None
-        self._seen_events: _Deltas[type] = _Deltas()
-        self._seen_sent: _Deltas[tuple[str, str]] = _Deltas()
-        self._seen_suppressed: _Deltas[tuple[str, str]] = _Deltas()
-        self._seen_redeemed: _Deltas[str] = _Deltas()
-        self._seen_escalations: _Deltas[str] = _Deltas()
-        self._seen_unanswered: _Deltas[str] = _Deltas()
-        self._seen_pages: _Deltas[str] = _Deltas()
-        self._seen_within: _Deltas[str] = _Deltas()
-        self._seen_responses: dict[str, tuple[list[float], int]] = {}
+        self._seen: dict[str, _Seen] = {}
         self._kind_names: dict[type, str] = {}
+        self._stores: set[str] = set()
+
+    def stores(self, stores: Iterable[str]) -> None:
+        """Show the per-store series of these stores (at zero) before anything happens."""
+        for store in stores:
+            if store in self._stores:
+                continue
+            self._stores.add(store)
+            for path in LATENCY_PATHS:
+                self._decision_latency.labels(store=store, path=path)
+            self._timer_lateness.labels(store=store)
 
     # ------------------------------------------------------------------ from the core
 
     def sync(self, engine: EngineLike) -> None:
         """Bring the metrics up to date with the engine's counters and state.
 
-        Counters advance by what the engine counted since the last sync. If the
-        engine (or its stats) was replaced, or a count went down, the new values
+        Counters advance by what each store counted since the last sync. If the
+        engine (or a store's stats) was replaced, or a count went down, the new values
         count from zero: Prometheus counters never go down.
         """
         with self._sync_lock:
-            stats = engine.stats
-            if stats is not self._stats:
-                self._forget(stats)
-            self._sync_counters(stats)
-            self._sync_responses(stats)
-            gauges = engine.gauges()
-            self._alerts_open.set(gauges.open_alerts)
-            for state, n in gauges.alerts.items():
-                self._alerts.labels(state=state).set(n)
-            self._active_shoppers.set(gauges.active_shoppers)
-            self._devices_unhealthy.set(gauges.unhealthy_devices)
-            for rule, target in stats.response_target_s.items():
-                self._response_target.labels(rule=rule).set(target)
+            self.stores(engine.stores)
+            for store in engine.stores:
+                stats = engine.stats_for(store)
+                seen = self._seen.get(store)
+                if seen is None or seen.stats is not stats:
+                    seen = self._seen[store] = _Seen(stats)
+                self._sync_counters(store, stats, seen)
+                self._sync_responses(store, stats, seen)
+                self._sync_gauges(store, engine.gauges(store), stats)
 
-    def _forget(self, stats: EngineStats) -> None:
-        self._stats = stats
-        self._seen_events.reset()
-        self._seen_sent.reset()
-        self._seen_suppressed.reset()
-        self._seen_redeemed.reset()
-        self._seen_escalations.reset()
-        self._seen_unanswered.reset()
-        self._seen_pages.reset()
-        self._seen_within.reset()
-        self._seen_responses = {}
+    def _sync_gauges(self, store: str, gauges: Gauges, stats: EngineStats) -> None:
+        self._alerts_open.labels(store=store).set(gauges.open_alerts)
+        for state, n in gauges.alerts.items():
+            self._alerts.labels(store=store, state=state).set(n)
+        self._active_shoppers.labels(store=store).set(gauges.active_shoppers)
+        self._devices_unhealthy.labels(store=store).set(gauges.unhealthy_devices)
+        for rule, target in stats.response_target_s.items():
+            self._response_target.labels(store=store, rule=rule).set(target)
 
-    def _sync_counters(self, stats: EngineStats) -> None:
-        for kind, n in self._seen_events.step(stats.accepted_by_type()):
+    def _sync_counters(self, store: str, stats: EngineStats, seen: _Seen) -> None:
+        for kind, n in seen.events.step(stats.accepted_by_type()):
             name = self._kind_names.get(kind)
             if name is None:
                 name = self._kind_names[kind] = _kind_name(kind)
-            self._events_in.labels(kind=name).inc(n)
-        for (rule, type_), n in self._seen_sent.step(stats.sent):
-            self._actions.labels(rule=rule, type=type_).inc(n)
-        for (rule, reason), n in self._seen_suppressed.step(stats.suppressed):
-            self._suppressed.labels(rule=rule, reason=reason).inc(n)
-        for rule, n in self._seen_redeemed.step(stats.redeemed):
-            self._coupons_redeemed.labels(rule=rule).inc(n)
-        for rule, n in self._seen_escalations.step(stats.escalations):
-            self._escalations.labels(rule=rule).inc(n)
-        for rule, n in self._seen_unanswered.step(stats.unanswered):
-            self._unanswered.labels(rule=rule).inc(n)
-        for band, n in self._seen_pages.step(stats.pages):
-            self._pages.labels(band=band).inc(n)
-        for rule, n in self._seen_within.step(stats.within_target):
-            self._within_target.labels(rule=rule).inc(n)
+            self._events_in.labels(store=store, kind=name).inc(n)
+        for (rule, type_), n in seen.sent.step(stats.sent):
+            self._actions.labels(store=store, rule=rule, type=type_).inc(n)
+        for (rule, reason), n in seen.suppressed.step(stats.suppressed):
+            self._suppressed.labels(store=store, rule=rule, reason=reason).inc(n)
+        by_rule = (
+            (self._coupons_redeemed, seen.redeemed, stats.redeemed),
+            (self._escalations, seen.escalations, stats.escalations),
+            (self._unanswered, seen.unanswered, stats.unanswered),
+            (self._within_target, seen.within, stats.within_target),
+        )
+        for counter, deltas, counts in by_rule:
+            for rule, n in deltas.step(counts):
+                counter.labels(store=store, rule=rule).inc(n)
+        for band, n in seen.pages.step(stats.pages):
+            self._pages.labels(store=store, band=band).inc(n)
 
-    def _sync_responses(self, stats: EngineStats) -> None:
-        seen = self._seen_responses
+    def _sync_responses(self, store: str, stats: EngineStats, seen: _Seen) -> None:
+        responses = seen.responses
         for rule, times in stats.response_s.items():
-            was, start = seen.get(rule, (times, 0))
+            was, start = responses.get(rule, (times, 0))
             if was is not times or len(times) < start:  # replaced or cut: start afresh
                 start = 0
             if len(times) > start:
-                hist = self._staff_response.labels(rule=rule)
+                hist = self._staff_response.labels(store=store, rule=rule)
                 for t in times[start:]:
                     hist.observe(t)
-            seen[rule] = (times, len(times))
+            responses[rule] = (times, len(times))
 
     # ------------------------------------------------------------------ from the runner
 
-    def deadletter(self, reason: str) -> None:
+    def deadletter(self, reason: str, *, store: str) -> None:
         """Count one dead-lettered message (keep ``reason`` to a small fixed set)."""
-        self._deadletters.labels(reason=reason).inc()
+        self._deadletters.labels(store=store, reason=reason).inc()
 
-    def decision_latency(self, path: str, seconds: float) -> None:
+    def decision_latency(self, path: str, seconds: float, *, store: str) -> None:
         """Observe one publish latency; ``path`` is ``device`` or ``arrival``.
 
         Negative values (a device clock ahead of ours) are recorded as zero.
         """
         if path not in LATENCY_PATHS:
             raise ValueError(f"decision latency path must be one of {LATENCY_PATHS}, not {path!r}")
-        self._decision_latency.labels(path=path).observe(max(seconds, 0.0))
+        self._decision_latency.labels(store=store, path=path).observe(max(seconds, 0.0))
 
-    def timer_lateness(self, seconds: float) -> None:
+    def timer_lateness(self, seconds: float, *, store: str) -> None:
         """Observe how late a due timer's action was published (negative -> zero)."""
-        self._timer_lateness.observe(max(seconds, 0.0))
+        self._timer_lateness.labels(store=store).observe(max(seconds, 0.0))
 
     def queue_depth(self, n: int) -> None:
         self._queue_depth.set(n)

@@ -11,7 +11,7 @@
   per message, then ``engine.ingest``);
 * every :class:`~floorwalker.devices.events.Rejection`, the decoder's or the
   engine's, becomes a :class:`DeadLetter` handed to ``on_deadletter``. Decoder
-  rejections are counted in ``engine.stats.rejected`` here; the engine counts
+  rejections are counted in ``engine.stats_for(store).rejected`` here; the engine counts
   its own;
 * what the engine decided is drained after each event and handed to
   ``on_actions`` with its cause: the event, or ``None`` for actions of timers
@@ -58,6 +58,11 @@ class DeadLetter(NamedTuple):
     @property
     def reason(self) -> str:
         return self.rejection.reason
+
+    @property
+    def store(self) -> str:
+        """The store the message was for, or :data:`UNKNOWN_STORE`."""
+        return self.rejection.store or UNKNOWN_STORE
 
     def payload(self) -> dict[str, object]:
         """The dead-letter payload of wire contract v1."""
@@ -209,7 +214,7 @@ class Step:
     def reject(self, rejection: Rejection, *, counted: bool = False) -> None:
         """Dead-letter a rejected message; count it unless the engine already did."""
         if not counted:
-            self.engine.stats.rejected[rejection.reason] += 1
+            self.engine.stats_for(rejection.store).rejected[rejection.reason] += 1
         prefix = self.decoder.settings.prefix
         topic = deadletter_topic(rejection.store or UNKNOWN_STORE, prefix=prefix)
         self.on_deadletter(DeadLetter(topic, rejection))

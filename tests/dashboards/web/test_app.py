@@ -80,8 +80,8 @@ def server(scenario: StoreScenario, tmp_path: Path) -> Iterator[FloorServer]:
     feed = FloorFeed()
     feed.publish(scenario.engine)
     metrics = Metrics()
-    metrics.deadletter("malformed_json")
-    metrics.decision_latency("device", 0.004)
+    metrics.deadletter("malformed_json", store="s001")
+    metrics.decision_latency("device", 0.004, store="s001")
     report = tmp_path / "report.html"
     token = PageToken(TOKEN, "as given")
     settings = PageSettings(push_every_s=0.2, report=report)

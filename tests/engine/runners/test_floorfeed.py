@@ -48,7 +48,8 @@ def test_today_counts_from_the_start_then_from_store_local_midnight(tmp_path: Pa
     now = [datetime(2026, 11, 23, 23, 59, 0, tzinfo=SHANGHAI).timestamp()]
     feed = FloorFeed(clock=lambda: now[0])
     start = now[0]
-    coupons, redeemed = sc.engine.stats.store_coupons, sc.engine.stats.store_redeemed
+    live = sc.engine.stats_for(SID)  # the store's own counters (engine.stats is a sum)
+    coupons, redeemed = live.store_coupons, live.store_redeemed
     coupons[SID] = 5
     redeemed[SID] = 2
     today = feed.publish(sc.engine).today[SID]
