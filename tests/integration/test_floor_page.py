@@ -155,6 +155,9 @@ def test_the_floor_page_shows_the_store_and_a_bell_press_live(
             assert shot.stat().st_size > 20_000
             if os.environ.get("FLOORWALKER_REFRESH_SCREENSHOTS") == "1":
                 (DOCS / "floor-page.png").write_bytes(shot.read_bytes())
+
+            page.goto(url + "report")  # today's report, built from the runner's Redis record
+            assert "Today's campaign report" in page.inner_text("h1")
         finally:
             page.close()
 

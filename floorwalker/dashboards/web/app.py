@@ -7,7 +7,7 @@
 ``/api/state?store=``  one store's floor, as JSON
 ``/api/events?store=`` the same, as server-sent events: on every change, and at
                        least once a second (``push_every_s``)
-``/report``            today's campaign report, when a file is configured
+``/report``            today's campaign report: a file, else built from the Redis record
 =====================  =========================================================
 
 Every route but ``/static`` needs the token (:mod:`.auth`). The app reads
@@ -19,6 +19,7 @@ Prometheus registry: it never touches the engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from urllib.parse import urlencode
 import orjson
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -44,6 +46,8 @@ from starlette.staticfiles import StaticFiles
 from floorwalker.dashboards.web.auth import COOKIE, PageToken
 from floorwalker.dashboards.web.state import CountersCache, Layouts, state_json, stores_json
 from floorwalker.engine.runners.floorfeed import FloorFeed, FloorSnapshot
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 SECURITY_HEADERS = {
@@ -69,7 +73,10 @@ class PageSettings:
     poll_s: float = 0.1
     """How often the stream looks for a newer snapshot (it changes at most 2x/s)."""
     report: Path | None = None
-    """The HTML file ``/report`` serves; None: a "no report yet" page."""
+    """The HTML file ``/report`` serves, if given."""
+    live_report: Callable[[], str] | None = None
+    """Else today's report, built per request from the runner's Redis record (blocking:
+    run in a worker thread); None with no file either: a "no report yet" page."""
 
 
 class FloorApp:
@@ -156,9 +163,21 @@ class FloorApp:
         )
 
     async def report(self, request: Request) -> Response:
-        path = self.settings.report
+        path, live = self.settings.report, self.settings.live_report
         if path is not None and path.is_file():
             return FileResponse(path, media_type="text/html")
+        if path is None and live is not None:
+            try:
+                return HTMLResponse(await run_in_threadpool(live))
+            except Exception as exc:  # Redis down, or a record it cannot read: say so
+                log.warning("today's report failed: %s", type(exc).__name__)
+                return HTMLResponse(
+                    "<!doctype html><meta charset=utf-8><title>Report unavailable</title>"
+                    "<h1>Today's report is unavailable</h1><p>The runner's Redis record"
+                    " could not be read just now; the floor page itself is live."
+                    " Try again in a minute.</p><p><a href=/>Back to the floor</a></p>",
+                    status_code=503,
+                )
         return HTMLResponse(
             "<!doctype html><meta charset=utf-8><title>No report yet</title>"
             "<h1>No report yet</h1><p>Today's campaign report appears here once"

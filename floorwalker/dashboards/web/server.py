@@ -20,7 +20,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,9 +132,31 @@ def floor_page(
         host=s.http_host,
         port=s.http_port,
         metrics=runner.metrics.registry,
-        settings=PageSettings(push_every_s=push_every_s, report=s.http_report),
+        settings=PageSettings(
+            push_every_s=push_every_s, report=s.http_report, live_report=_live_report(runner)
+        ),
     ) as server:
         yield server
+
+
+def _live_report(runner: EdgeRunner) -> Callable[[], str] | None:
+    """Today's report from the runner's Redis record, under the rules it runs now."""
+    s = runner.settings
+    if s.redis is None:
+        return None
+    url, prefix = s.redis, s.redis_prefix
+
+    def build() -> str:
+        from floorwalker.dashboards.report import LiveReport  # noqa: PLC0415 - only when asked
+
+        # Attribute reads only: a reload swaps these objects, it never changes one.
+        engine = runner.engine
+        if engine is None:
+            raise RuntimeError("the runner has not started yet")
+        rules, registries = engine.compiled.ruleset, runner.registries
+        return LiveReport(url, rules, registries, prefix=prefix).html()
+
+    return build
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -216,3 +216,24 @@ def test_a_runner_with_two_stores_lists_both_and_asks_which(tmp_path: Path) -> N
         assert status == 404 and orjson.loads(body)["stores"] == ["s001", "s002"]
         status, _, body = get(running, "/api/state?store=s002", bearer())
         assert status == 200 and orjson.loads(body)["store"] == "s002"
+
+
+@pytest.mark.parametrize("works", [True, False])
+def test_without_a_file_report_is_built_live_or_says_it_is_unavailable(
+    scenario: StoreScenario, works: bool
+) -> None:
+    feed = FloorFeed()
+    feed.publish(scenario.engine)
+
+    def live() -> str:
+        if not works:
+            raise ConnectionError("redis://:secret@127.0.0.1:1/0 refused")
+        return "<h1>Today's campaign report</h1>"
+
+    settings = PageSettings(push_every_s=0.2, live_report=live)
+    with serve(feed, PageToken(TOKEN, "as given"), settings=settings) as running:
+        status, _, body = get(running, "/report", bearer())
+    if works:
+        assert status == 200 and b"Today's campaign report" in body
+    else:
+        assert status == 503 and b"unavailable" in body and b"secret" not in body
