@@ -474,9 +474,12 @@ StartEdge = Callable[..., EdgeRunner]
 
 @pytest.fixture
 def start_edge(
-    session_broker: SessionBroker, unique_prefix: str, probe: Probe
+    session_broker: SessionBroker, unique_prefix: str, probe: Probe, tmp_path: Path
 ) -> Iterator[StartEdge]:
-    """Start an in-process runner on the session broker, as the engine; waits for a sync."""
+    """Start an in-process runner on the session broker, as the engine; waits for a sync.
+
+    Its durable outbox lives in ``tmp_path/outbox`` unless ``outbox_dir`` is given.
+    """
     engine = session_broker.address("engine")
     with contextlib.ExitStack() as stack:
 
@@ -494,7 +497,7 @@ def start_edge(
                 prefix=unique_prefix,
                 redis_prefix=f"{unique_prefix}:",
                 client_id=client_id or f"{unique_prefix}-edge",
-                **kw,
+                **{"outbox_dir": tmp_path / "outbox", **kw},
             )
             runner = stack.enter_context(running(settings))
             probe.sync()
@@ -577,6 +580,7 @@ def start_process(
     """Start ``floorwalker run`` subprocesses as the engine; all stopped at the end of the test.
 
     The password goes in a file (``--mqtt-password-file``): a command line is public.
+    Their durable outboxes live in ``tmp_path/outbox`` (one file per client id).
     """
     started: list[RunnerProcess] = []
     password_file = session_broker.password_file("engine", tmp_path)
@@ -613,6 +617,7 @@ def start_process(
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
         env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"
+        env["FLOORWALKER_OUTBOX_DIR"] = str(tmp_path / "outbox")
         env.update(env_extra)
         log = tmp_path / f"runner-{client_id.replace('/', '_')}.log"
         proc = RunnerProcess(argv, env, log).start()
