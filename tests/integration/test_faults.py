@@ -88,7 +88,7 @@ def test_kill_9_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
 def test_two_runners_spend_one_budget_exactly(tmp_path: Path) -> None:
     r = run_scenario("budget", tmp_path)
     notes = r["notes"]
-    assert notes["sent"] == notes["budget"] == notes["spent_in_redis"]
+    assert notes["sent"] == notes["budget"] == notes["issued_in_redis"]
 
 
 def test_forged_and_eavesdropping_clients_get_nothing(tmp_path: Path) -> None:

@@ -744,9 +744,9 @@ def budget(ctx: Context) -> Result:
     res.offered = shoppers
     res.processed = len(offers)
     res.doubled = sum(n - 1 for n in codes.values())
-    res.notes = {"budget": coupons, "sent": len(offers), "spent_in_redis": spent, "runners": 2}
+    res.notes = {"budget": coupons, "sent": len(offers), "issued_in_redis": spent, "runners": 2}
     res.check(len(offers) == coupons, f"{len(offers)} coupons for a budget of {coupons}")
-    res.check(spent == coupons, f"Redis says {spent} spent")
+    res.check(spent == coupons, f"Redis says {spent} issued")
     res.check(res.doubled == 0, "a code sent twice")
     return res
 
@@ -756,7 +756,8 @@ def _budget_spent(url: str, prefix: str) -> int:
 
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
-        value = client.hget(f"{prefix}:guard:bud:budget:fault-dwell", "coupons")
+        # Budgets reserve a coupon when it is issued (spent at redemption): count issued.
+        value = client.hget(f"{prefix}:guard:bud:budget:fault-dwell", "issued")
     finally:
         client.close()
     return int(str(value)) if value is not None else 0
