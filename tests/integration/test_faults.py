@@ -47,7 +47,7 @@ def test_overload_is_accounted_for_to_the_message_in_bounded_memory(tmp_path: Pa
     assert notes["overload_ratio"] >= 2.0, notes
     rss = notes["rss_mb"]
     assert rss["peak"] - rss["baseline"] <= 64, rss
-    assert rss["after"] - rss["baseline"] <= 24, rss
+    assert rss["after"] - rss["baseline"] <= 32, rss
 
 
 @pytest.mark.parametrize("name", ["redis-pause", "redis-stop"])
