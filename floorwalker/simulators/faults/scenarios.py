@@ -220,7 +220,6 @@ def overload(ctx: Context) -> Result:
                     ctx.say(f"overload: the runner sustains {sustained:.0f} msg/s; offering 3x")
                     report = pub.run(make, 3 * sustained, seconds)
                     pub.wait_acked(30)
-                    peak = max(mb for _, mb in rss)
                     offered = pub.acked - offered_before
 
                     def drained() -> bool:
@@ -231,6 +230,7 @@ def overload(ctx: Context) -> Result:
                     finished = _wait(drained, 300 if not ctx.quick else 120, every=0.5)
                     drain_s = time.monotonic() - drain_started
                     time.sleep(2.5)  # settled, and one more metrics sync
+                peak = max(mb for _, mb in rss)  # overload and drain
                 after_mb = runner.rss_mb()
             got = runner.outcomes()
     res.offered = offered
