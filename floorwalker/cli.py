@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     from floorwalker.authoring import add_rules
 
     add_rules(sub)
+    from floorwalker.simulators.faults.cli import add_parser as add_faults
+
+    add_faults(sub)
 
     demo = sub.add_parser(
         "demo", help="live: broker, Redis, engine and a simulated store, with a dashboard"
@@ -246,6 +249,12 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--prefix", help="topic prefix (default fw)")
     run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
+    run.add_argument(
+        "--outbox-dir",
+        type=Path,
+        help="the durable outbox's directory (FLOORWALKER_OUTBOX_DIR,"
+        " default ~/.local/state/floorwalker)",
+    )
     run.add_argument(
         "--snapshot-every",
         dest="snapshot_every_s",

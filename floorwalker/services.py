@@ -33,7 +33,12 @@ from typing import IO, Any
 
 import yaml
 
-from floorwalker.devices.broker_config import BrokerAuth, auth_lines, tls_listener_lines
+from floorwalker.devices.broker_config import (
+    AUTOSAVE_INTERVAL_S,
+    BrokerAuth,
+    auth_lines,
+    tls_listener_lines,
+)
 from floorwalker.errors import ServiceError
 
 LOOPBACK = "127.0.0.1"
@@ -63,7 +68,7 @@ class MosquittoSettings:
     """QoS 1/2 messages in flight per client (Mosquitto's and paho's default)."""
     persistence: bool = True
     """Retained messages, persistent sessions and their queues survive a restart."""
-    autosave_interval_s: int = 60
+    autosave_interval_s: int = AUTOSAVE_INTERVAL_S
     """With persistence: seconds between saves (and one at every orderly stop)."""
     data_dir: Path | None = None
     """Where persistence writes; default ``<workdir>/mosquitto-<port>/data``."""
@@ -193,6 +198,8 @@ class RunningService:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -207,6 +214,17 @@ class RunningService:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         self._release()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (fault injection)."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise ServiceError(f"{self._spec.name} is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop (if running) and start again on the same port with the same data."""
@@ -378,7 +396,7 @@ def _listening_inodes(table: Path, port: int) -> Iterator[str]:
             yield fields[9]
 
 
-def _require_loopback(host: str, name: str) -> None:
+def require_loopback(host: str, name: str) -> None:
     # Redis runs without authentication, and Mosquitto may; that is only
     # acceptable when nothing outside this machine can reach them.
     try:
@@ -399,7 +417,7 @@ def _data_dir(configured: Path | None, instance_dir: Path) -> Path:
 
 
 def _mosquitto_spec(settings: MosquittoSettings) -> _Spec:
-    _require_loopback(settings.host, "mosquitto")
+    require_loopback(settings.host, "mosquitto")
     auth = settings.auth
     tls_ports: dict[Path, int] = {}
     """Instance dir -> TLS port, picked at the first start and kept by restarts."""
@@ -480,7 +498,7 @@ def _mqtt_answers(host: str, port: int) -> bool:
 
 
 def _redis_spec(settings: RedisSettings) -> _Spec:
-    _require_loopback(settings.host, "redis")
+    require_loopback(settings.host, "redis")
 
     def write_config(instance_dir: Path, port: int) -> Path:
         lines = [
@@ -536,7 +554,7 @@ def prometheus_config(settings: PrometheusSettings) -> dict[str, Any]:
 
 
 def _prometheus_spec(settings: PrometheusSettings) -> _Spec:
-    _require_loopback(settings.host, "prometheus")
+    require_loopback(settings.host, "prometheus")
 
     def write_config(instance_dir: Path, port: int) -> Path:
         path = instance_dir / "prometheus.yml"

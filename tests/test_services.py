@@ -166,7 +166,7 @@ def test_mosquitto_config_is_the_projects(tmp_path: Path) -> None:
     assert "max_queued_messages 100000" in config
     assert "set_tcp_nodelay true" in config
     assert "allow_anonymous true" in config  # no `auth`: a loopback broker for anyone
-    assert "persistence true" in config and "autosave_interval 60" in config
+    assert "persistence true" in config and "autosave_interval 5" in config
     assert broker.tls_port is None and broker.tls_url is None
 
 

@@ -41,7 +41,8 @@ it cannot forge an offer or an alert).
 Files written to ``--out DIR``:
 
 * ``mosquitto.conf`` -- listener(s), ``allow_anonymous false``, the two files
-  below, persistence in ``DIR/data/``, the project's queue limits;
+  below, persistence in ``DIR/data/`` (saved every
+  :data:`AUTOSAVE_INTERVAL_S` seconds), the project's queue limits;
 * ``passwd`` -- Mosquitto's password file, ``username:$7$101$salt$hash``
   (PBKDF2-SHA512, 101 iterations, 12-byte salt, as ``mosquitto_passwd`` writes);
 * ``acl`` -- the ACL file;
@@ -97,6 +98,10 @@ ANY_PREFIX = "+"
 """``--prefix +``: rules that hold under any (one-level) topic prefix, for a broker
 shared by tests that each use a prefix of their own."""
 
+AUTOSAVE_INTERVAL_S = 5
+"""Seconds between Mosquitto's saves of sessions, subscriptions and queued messages. A
+``kill -9`` (or a power cut) of the broker loses at most this much of what it had taken;
+an orderly stop saves everything. Each save writes the whole database, so not every second."""
 PBKDF2_ITERATIONS = 101
 """What ``mosquitto_passwd`` uses (Mosquitto 2.0); the broker reads the count from the hash."""
 SALT_BYTES = 12
@@ -621,7 +626,7 @@ def write_broker_config(
         *auth_lines(auth),
         "persistence true",
         f"persistence_location {data}/",
-        "autosave_interval 60",
+        f"autosave_interval {AUTOSAVE_INTERVAL_S}",
         "set_tcp_nodelay true",
         "max_queued_messages 100000",
         "max_queued_bytes 0",

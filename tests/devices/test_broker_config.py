@@ -207,7 +207,7 @@ def test_cli_writes_config_passwords_acl_credentials_and_tls(tmp_path: Path) -> 
     conf = (out / "mosquitto.conf").read_text().splitlines()
     assert "listener 1884" in conf and "listener 8883" in conf
     assert conf.index("listener 8883") > conf.index(f"acl_file {out.resolve() / 'acl'}")
-    assert {"allow_anonymous false", "persistence true", "autosave_interval 60"} <= set(conf)
+    assert {"allow_anonymous false", "persistence true", "autosave_interval 5"} <= set(conf)
     assert f"persistence_location {out.resolve() / 'data'}/" in conf
     assert f"cafile {out.resolve() / 'tls' / 'ca.crt'}" in conf
     assert "allow_anonymous true" not in conf

@@ -24,8 +24,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -49,6 +47,7 @@ from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.edge import EdgeRunner, running
 from floorwalker.engine.runners.settings import EdgeSettings
 from floorwalker.errors import ServiceError
+from floorwalker.simulators.faults.harness import Runner
 from tests.conftest import SessionBroker
 from tests.engine.conftest import STORE
 
@@ -474,9 +473,12 @@ StartEdge = Callable[..., EdgeRunner]
 
 @pytest.fixture
 def start_edge(
-    session_broker: SessionBroker, unique_prefix: str, probe: Probe
+    session_broker: SessionBroker, unique_prefix: str, probe: Probe, tmp_path: Path
 ) -> Iterator[StartEdge]:
-    """Start an in-process runner on the session broker, as the engine; waits for a sync."""
+    """Start an in-process runner on the session broker, as the engine; waits for a sync.
+
+    Its durable outbox lives in ``tmp_path/outbox`` unless ``outbox_dir`` is given.
+    """
     engine = session_broker.address("engine")
     with contextlib.ExitStack() as stack:
 
@@ -494,7 +496,7 @@ def start_edge(
                 prefix=unique_prefix,
                 redis_prefix=f"{unique_prefix}:",
                 client_id=client_id or f"{unique_prefix}-edge",
-                **kw,
+                **{"outbox_dir": tmp_path / "outbox", **kw},
             )
             runner = stack.enter_context(running(settings))
             probe.sync()
@@ -503,49 +505,8 @@ def start_edge(
         yield start
 
 
-class RunnerProcess:
-    """``floorwalker run`` as a child process, its output in a log file."""
-
-    def __init__(self, argv: list[str], env: Mapping[str, str], log: Path) -> None:
-        self.argv = argv
-        self.env = dict(env)
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RunnerProcess:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+class RunnerProcess(Runner):
+    """``floorwalker run`` as a child process, its output in a log file (the fault suite's)."""
 
 
 StartProcess = Callable[..., RunnerProcess]
@@ -577,6 +538,7 @@ def start_process(
     """Start ``floorwalker run`` subprocesses as the engine; all stopped at the end of the test.
 
     The password goes in a file (``--mqtt-password-file``): a command line is public.
+    Their durable outboxes live in ``tmp_path/outbox`` (one file per client id).
     """
     started: list[RunnerProcess] = []
     password_file = session_broker.password_file("engine", tmp_path)
@@ -613,6 +575,7 @@ def start_process(
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
         env["FLOORWALKER_REDIS_PREFIX"] = f"{unique_prefix}:"
+        env["FLOORWALKER_OUTBOX_DIR"] = str(tmp_path / "outbox")
         env.update(env_extra)
         log = tmp_path / f"runner-{client_id.replace('/', '_')}.log"
         proc = RunnerProcess(argv, env, log).start()

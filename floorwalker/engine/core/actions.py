@@ -50,6 +50,11 @@ class Offer(NamedTuple):
     message: str
     expires: float
 
+    @property
+    def delivery_id(self) -> str:
+        """What a retry keeps: the action id (one coupon, one message)."""
+        return self.id
+
     def topic(self, prefix: str = "fw") -> str:
         return offer_topic(self.store, self.shopper, prefix=prefix)
 

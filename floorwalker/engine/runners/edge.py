@@ -6,6 +6,28 @@ waits on the inbox no longer than until the next timer is due, advances the
 engine clock to the wall clock, decodes, ingests, publishes what the engine
 decided and then acknowledges the message. The engine is single-threaded by
 construction; nothing else touches it.
+
+Intake, message by message (the accounting is exact: every message the broker
+delivers ends in exactly one of three outcomes, each counted in
+``floorwalker_messages_in_total{outcome}``):
+
+1. The link puts it on the inbox (bounded in messages and bytes); a full inbox
+   makes the link wait, so the broker keeps the backlog (see
+   :mod:`~floorwalker.engine.runners.mqtt`). Nothing is dropped.
+2. The core thread takes it, opens its Redis budget (``RedisBreaker.begin``)
+   and, for a sighting message, decodes it first: if every sighting in it is
+   older than ``shed_sightings_after_s`` (device ``ts``), the message is
+   **shed** - it no longer says where anyone is, and catching up matters more.
+3. Otherwise the step runs it through the engine: it is **processed**, or
+   **dead-lettered** if any of it was rejected (the dead letter is published).
+4. What it decided is published through the outbox (a known action id is not
+   published twice), and only then is the message acknowledged to the broker.
+
+Redis on the core thread is bounded by the breaker
+(:mod:`~floorwalker.engine.stores.breaker`): a Redis that does not answer costs
+an event 50 ms at most; then alerts fail open and offers fail closed, at once
+while Redis is away; the
+alert journal's missed writes are written as soon as it answers again.
 """
 
 from __future__ import annotations
@@ -16,7 +38,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -24,10 +46,10 @@ from typing import Any
 import orjson
 
 from floorwalker.devices.decode import Decoder, DecoderSettings
-from floorwalker.devices.events import Checkout, CouponRedeemed, Event, PosItem
+from floorwalker.devices.events import Checkout, CouponRedeemed, Event, PosItem, Rejection, Sighting
 from floorwalker.devices.registry import load_registries
 from floorwalker.devices.topics import inbound_filters
-from floorwalker.engine.core.actions import Action, wire_payload
+from floorwalker.engine.core.actions import Action, Alert, wire_payload
 from floorwalker.engine.core.alerts import AlertJournal, NoJournal
 from floorwalker.engine.core.engine import Engine
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
@@ -36,11 +58,13 @@ from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.runners.budgets import BudgetWatch
 from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.floorfeed import FloorFeed
-from floorwalker.engine.runners.metrics import Metrics
+from floorwalker.engine.runners.inbox import Inbox
+from floorwalker.engine.runners.metrics import OUTCOMES, Metrics
 from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
+from floorwalker.engine.runners.outbox import Outbox, default_directory
 from floorwalker.engine.runners.settings import EdgeSettings
 from floorwalker.engine.runners.step import DeadLetter, Step, WallClock
-from floorwalker.errors import ConfigError, RuleSetError
+from floorwalker.errors import ConfigError, GuardStoreError, RuleSetError
 from floorwalker.rules.loader import load_rules_for
 
 log = logging.getLogger("floorwalker.edge")
@@ -49,6 +73,7 @@ IDLE_WAIT_S = 0.05
 """Longest wait on the inbox when no timer is due sooner (keeps metrics and reloads live)."""
 BATCH = 256
 """Messages taken per wake-up before looking at the clock again."""
+_SIGHTINGS = "/beacon/"
 
 
 @dataclass
@@ -59,7 +84,49 @@ class _Backends:
     history: Any | None = None
     recorder: Any | None = None
     """The report record (decisions, offers, redemptions to Redis streams)."""
+    breaker: Any | None = None
     closers: list[Any] = field(default_factory=list)
+
+
+def unsent_pages(
+    records: list[dict[str, Any]], known: Callable[[str], bool], now: float, window_s: float = 600.0
+) -> list[Action]:
+    """The current page of each open journalled alert whose delivery the outbox never had.
+
+    The journal is written before a page is published; a runner killed in
+    between restores the alert as paged, and nothing would send the page. Only
+    alerts created within ``window_s`` (the outbox's dedup window) count.
+    """
+    pages: list[Action] = []
+    for rec in records:
+        if any(rec.get(k) is not None for k in ("acked_at", "closed_at", "ended_at")):
+            continue
+        if float(rec.get("created") or 0.0) < now - window_s:
+            continue
+        declined = set(rec.get("declined") or ())
+        band = next((b for b in reversed(rec.get("bands") or []) if b not in declined), None)
+        if band is None:
+            continue
+        page = Alert(
+            id=str(rec["id"]),
+            store=str(rec["store"]),
+            band=str(band),
+            ts=now,
+            rule=str(rec["rule"]),
+            priority=str(rec.get("priority") or ""),
+            zone=str(rec.get("zone") or ""),
+            message=str(rec.get("message") or ""),
+            step=int(rec.get("step") or 1),
+            shopper=rec.get("summary"),
+        )
+        if not known(page.delivery_id):
+            pages.append(page)
+    return pages
+
+
+def _all_stale(decoded: list[Event | Rejection], oldest: float) -> bool:
+    """True if ``decoded`` is sightings only, every one older than ``oldest``."""
+    return bool(decoded) and all(type(d) is Sighting and d.ts < oldest for d in decoded)
 
 
 class EdgeRunner:
@@ -68,7 +135,17 @@ class EdgeRunner:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_size)
+        self.inbox: Inbox[Inbound] = Inbox(
+            settings.queue_size, settings.inbox_bytes, size=Inbound.size
+        )
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        """Messages taken from the inbox, by outcome (processed, deadlettered, shed)."""
+        self._letters = 0
+        self._shed_after = settings.shed_sightings_after_s
+        self.breaker: Any | None = None
+        """The Redis breaker of the core thread's calls (None without Redis)."""
+        self._journal: Any | None = None
+        self._resent = 0
         self._stop = threading.Event()
         self._erase: queue.Queue[str] = queue.Queue()
         self._reload_requested = threading.Event()
@@ -109,9 +186,14 @@ class EdgeRunner:
         s = self.settings
         registries = load_registries(s.registries)
         rules = load_rules_for(s.rules, registries)
+        self.outbox = self._stack.enter_context(
+            Outbox.open(s.outbox_dir or default_directory(), s.client_id)
+        )
         backends = self._backends(s)
         self.history = backends.history
         self.recorder = backends.recorder
+        self.breaker = backends.breaker
+        self._journal = backends.journal if backends.breaker is not None else None
         self.engine = Engine(
             rules,
             registries,
@@ -124,9 +206,9 @@ class EdgeRunner:
         if s.redis is not None:
             self._restore_snapshots(s.redis, s)
         # Journalled alerts are newer than the snapshot: restored after it, they win.
-        load = getattr(backends.journal, "load", None)
-        if load is not None:
-            restored = self.engine.restore_alerts(load())
+        journalled = self._load_journal(backends.journal)
+        if journalled:
+            restored = self.engine.restore_alerts(journalled)
             log.info("restored %d open alert(s) from Redis", restored)
         self.decoder = Decoder(registries, DecoderSettings(prefix=s.prefix))
         self.step = self._make_step(self.engine)
@@ -137,13 +219,36 @@ class EdgeRunner:
             self._stack.callback(self.budgets.start().stop)
         self._watch = _FileWatch(s.registries, s.rules)
         link = LinkSettings.to(s.broker, s.client_id, inbound_filters(prefix=s.prefix))
-        self.link = MqttLink(link, self.inbox)
+        self.link = MqttLink(link, self.inbox, outbox=self.outbox)
         if s.metrics_port is not None:
             server = self.metrics.serve(s.metrics_port)
             self._stack.callback(server.close)
             self.metrics_port = server.port
         self.link.start()
         self._stack.callback(self.link.stop)
+        left = self.outbox.pending()
+        if left:
+            # Decided before the last stop (or kill) and never confirmed by the broker.
+            self._resent = self.link.resend(left)
+            log.info("outbox: publishing %d message(s) the broker had not confirmed", self._resent)
+        unsent = unsent_pages(journalled, self.outbox.has, time.time())
+        if unsent:
+            # Journalled (written before the publish), then killed before the outbox had it.
+            self._publish(unsent, time.time(), timer=True)
+            self._resent += len(unsent)
+            log.info("outbox: publishing %d journalled page(s) it never had", len(unsent))
+
+    def _load_journal(self, journal: AlertJournal) -> list[dict[str, Any]]:
+        load = getattr(journal, "load", None)
+        if load is None:
+            return []
+        try:
+            records: list[dict[str, Any]] = load()
+        except GuardStoreError as exc:
+            self.metrics.redis_error()
+            log.error("open alerts not restored, Redis did not answer: %s", exc)
+            return []
+        return records
 
     def _restore_snapshots(self, url: str, s: EdgeSettings) -> None:
         """Store snapshots back into the engine, before any traffic; then keep writing them."""
@@ -167,6 +272,7 @@ class EdgeRunner:
         if s.redis is None:
             book = ProfileBook.load(s.profiles) if s.profiles else ProfileBook()
             return _Backends(InMemoryGuardStore(), book, NoJournal())
+        from floorwalker.engine.stores.breaker import BreakerSettings, RedisBreaker  # noqa: PLC0415
         from floorwalker.engine.stores.pos_history import PosHistory  # noqa: PLC0415
         from floorwalker.engine.stores.redis_alerts import RedisAlertJournal  # noqa: PLC0415
         from floorwalker.engine.stores.redis_guards import (  # noqa: PLC0415
@@ -179,18 +285,25 @@ class EdgeRunner:
         )
         from floorwalker.engine.stores.redis_record import ActivityRecorder  # noqa: PLC0415
 
+        breaker = RedisBreaker(
+            BreakerSettings(s.redis_budget_s, s.redis_call_timeout_s, s.redis_retry_s)
+        )
         guards = RedisGuardStore.from_url(
-            s.redis, RedisGuardSettings(prefix=s.redis_prefix + "guard:")
+            s.redis,
+            RedisGuardSettings(prefix=s.redis_prefix + "guard:", owner=s.client_id),
+            breaker=breaker,
+            delivered=self.outbox.knows,
         )
         self._stack.callback(guards.close)
         profiles = self._stack.enter_context(RedisProfiles.from_url(s.redis, prefix=s.redis_prefix))
-        journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix)
+        journal = RedisAlertJournal.from_url(s.redis, prefix=s.redis_prefix, breaker=breaker)
+        self._stack.callback(journal.close)
         history = self._stack.enter_context(PosHistory.from_url(s.redis, prefix=s.redis_prefix))
         record = ActivityRecorder.from_url(s.redis, prefix=s.redis_prefix)
         recorder = self._stack.enter_context(record)
         erasures = RedisProfileSettings(prefix=s.redis_prefix).erase_channel
         self._stack.enter_context(_EraseListener(s.redis, erasures, self._erase))
-        return _Backends(guards, profiles, journal, history, recorder)
+        return _Backends(guards, profiles, journal, history, recorder, breaker)
 
     def start(self) -> None:
         """Run the core loop in a background thread (tests, the demo)."""
@@ -236,9 +349,12 @@ class EdgeRunner:
 
     def _loop(self, engine: Engine, next_sync: float, next_watch: float) -> None:
         checkpoint, floor = self.checkpoint, self.floor
+        breaker = self.breaker
         while not self._stop.is_set():
             item = self._wait(engine)
             now = time.time()
+            if breaker is not None:
+                breaker.begin()  # the timers due now are one event for the Redis budget
             engine.advance_to(now)
             self._publish(engine.drain(), now, timer=True)
             batch = 0
@@ -251,15 +367,12 @@ class EdgeRunner:
                 next_watch = mono + self.settings.reload_poll_s
                 if self._watch.changed():
                     self._reload_requested.set()
-            while not self._erase.empty():
-                shopper = self._erase.get_nowait()
-                removed = engine.forget_shopper(shopper)
-                if self.history is not None:
-                    self.history.forget(shopper)
-                log.info("erased a shopper from this engine (%d entries)", removed)
+            self._erasures(engine)
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self.reload()
+            if self._journal is not None and self._journal.backlog:
+                self._flush_journal()
             if mono >= next_sync:
                 next_sync = mono + 1.0
                 self._sync_metrics(engine)
@@ -267,6 +380,14 @@ class EdgeRunner:
                 checkpoint.tick(engine)  # serializes here; a writer thread talks to Redis
             if floor is not None:
                 floor.tick(engine, mono)  # a frozen picture for the web thread, <= 2x/s
+
+    def _erasures(self, engine: Engine) -> None:
+        while not self._erase.empty():
+            shopper = self._erase.get_nowait()
+            removed = engine.forget_shopper(shopper)
+            if self.history is not None:
+                self.history.forget(shopper)
+            log.info("erased a shopper from this engine (%d entries)", removed)
 
     def _wait(self, engine: Engine) -> Inbound | None:
         due = engine.next_due()
@@ -285,11 +406,22 @@ class EdgeRunner:
             return None
 
     def _handle_safely(self, engine: Engine, item: Inbound) -> None:
-        """One message through the step (an internal error is logged and dead-lettered
-        by the step's error policy), then the ack."""
+        """One message shed, or through the step (an internal error is logged and
+        dead-lettered by the step's error policy); counted by outcome; then the ack."""
         if self.step.engine is not engine:
             self.step = self._make_step(engine)
-        self.step(item.topic, item.payload, item.arrival)
+        if self.breaker is not None:
+            self.breaker.begin()
+        decoded = None
+        if self._shed_after > 0 and _SIGHTINGS in item.topic:
+            decoded = self.step.decode(item.topic, item.payload, item.arrival)
+            if _all_stale(decoded, time.time() - self._shed_after):
+                self.outcomes["shed"] += 1
+                self.link.ack(item)
+                return
+        letters = self._letters
+        self.step(item.topic, item.payload, item.arrival, decoded)
+        self.outcomes["deadlettered" if self._letters != letters else "processed"] += 1
         self.link.ack(item)  # only now: a crash before this gets the message redelivered
 
     def _make_step(self, engine: Engine) -> Step:
@@ -329,7 +461,10 @@ class EdgeRunner:
             self.recorder.actions(actions)  # the report's offers (a queue append)
         for action in actions:
             tz = regs[action.store].tzinfo if action.store in regs else None
-            self.link.publish(action.topic(prefix), orjson.dumps(wire_payload(action, tz)))
+            body = orjson.dumps(wire_payload(action, tz))
+            if self.link.publish(action.topic(prefix), body, action.delivery_id) is None:
+                log.info("not publishing %s again (the outbox has it)", action.delivery_id)
+                continue
             sent = time.time()
             if timer:
                 self.metrics.timer_lateness(max(0.0, sent - action.ts), store=action.store)
@@ -340,8 +475,18 @@ class EdgeRunner:
                 self.metrics.decision_latency("arrival", max(0.0, sent - arrival), store=store)
 
     def _deadletter(self, letter: DeadLetter) -> None:
+        self._letters += 1
         self.link.publish(letter.topic, orjson.dumps(letter.payload()))
         self.metrics.deadletter(letter.reason, store=letter.store)
+
+    def _flush_journal(self) -> None:
+        """Alert journal writes missed while Redis was away: written once it answers."""
+        journal = self._journal
+        if journal is not None and self.breaker is not None and not self.breaker.is_open:
+            self.breaker.begin()
+            written = journal.flush()
+            if written:
+                log.info("alert journal: %d missed write(s) caught up", written)
 
     def _sync_metrics(self, engine: Engine) -> None:
         self.metrics.sync(engine)
@@ -355,6 +500,13 @@ class EdgeRunner:
         self.metrics.outbox_pending(self.link.pending)
         if self.settings.redis is None:  # in memory: the core thread's own, no I/O
             self.budgets.poll(engine.clock)
+        self.metrics.intake(self.outcomes, self.inbox.waits, self.inbox.nbytes)
+        outbox = getattr(self, "outbox", None)
+        if outbox is not None:
+            self.metrics.outbox(outbox.duplicates, self._resent)
+        if self.breaker is not None:
+            backlog = self._journal.backlog if self._journal is not None else 0
+            self.metrics.redis_breaker(self.breaker, backlog)
 
     # ------------------------------------------------------------------ hot reload
 

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -42,6 +42,9 @@ from prometheus_client import (
 
 from floorwalker.engine.core.engine import Gauges
 from floorwalker.engine.core.stats import EngineStats
+
+if TYPE_CHECKING:
+    from floorwalker.engine.stores.breaker import RedisBreaker
 
 #: Publish latency: sub-millisecond (arrival -> publish) to seconds (device clock -> publish).
 DECISION_BUCKETS: Final = (
@@ -96,6 +99,9 @@ RESPONSE_BUCKETS: Final = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 
 LATENCY_PATHS: Final = ("device", "arrival")
 """``device``: the device's timestamp -> publish; ``arrival``: the runner received it -> publish."""
 RELOAD_OUTCOMES: Final = ("ok", "refused")
+OUTCOMES: Final = ("processed", "deadlettered", "shed")
+"""What became of each inbound message: exactly one of these."""
+REFUSALS: Final = ("open", "budget")
 
 K = TypeVar("K", bound=Hashable)
 
@@ -373,6 +379,10 @@ class Metrics:
         # Known label values show up (at zero) before anything happens.
         for outcome in RELOAD_OUTCOMES:
             self._rule_reloads.labels(outcome=outcome)
+        self._add_fault_metrics(r)
+        self._seen_outcomes: _Deltas[str] = _Deltas()
+        self._seen_refused: _Deltas[str] = _Deltas()
+        self._totals: dict[str, int] = {}
 
         self._sync_lock = threading.Lock()
         self._seen: dict[str, _Seen] = {}
@@ -388,6 +398,62 @@ class Metrics:
             for path in LATENCY_PATHS:
                 self._decision_latency.labels(store=store, path=path)
             self._timer_lateness.labels(store=store)
+
+    def _add_fault_metrics(self, r: CollectorRegistry) -> None:
+        """Intake accounting, the Redis breaker, the outbox (docs/reliability.md)."""
+        self._messages_in = Counter(
+            "floorwalker_messages_in",
+            "Inbound messages by outcome: processed, deadlettered (any of it rejected) or"
+            " shed (sightings all older than shed_sightings_after_s). Together: every"
+            " message the broker delivered.",
+            ["outcome"],
+            registry=r,
+        )
+        self._inbox_waits = Counter(
+            "floorwalker_inbox_waits",
+            "Times the MQTT link found the inbox full and waited (the broker keeps the backlog).",
+            registry=r,
+        )
+        self._redis_refused = Counter(
+            "floorwalker_redis_calls_refused",
+            "Redis calls failed at once without trying: circuit open, or the event's budget spent.",
+            ["why"],
+            registry=r,
+        )
+        self._redis_trips = Counter(
+            "floorwalker_redis_circuit_trips",
+            "Times Redis stopped answering in time and its circuit opened.",
+            registry=r,
+        )
+        self._outbox_duplicates = Counter(
+            "floorwalker_outbox_duplicates",
+            "Actions decided again with an id the outbox had published or held (not sent again).",
+            registry=r,
+        )
+        self._outbox_resent = Counter(
+            "floorwalker_outbox_resent",
+            "Messages published at start because the last run had no PUBACK for them.",
+            registry=r,
+        )
+        self._inbox_bytes = Gauge(
+            "floorwalker_inbox_bytes",
+            "Payload bytes received and waiting for the engine.",
+            registry=r,
+        )
+        self._redis_open = Gauge(
+            "floorwalker_redis_circuit_open",
+            "1 while Redis calls fail at once (Redis did not answer in time), else 0.",
+            registry=r,
+        )
+        self._journal_backlog = Gauge(
+            "floorwalker_journal_backlog",
+            "Alert journal writes waiting for Redis to answer again.",
+            registry=r,
+        )
+        for outcome in OUTCOMES:
+            self._messages_in.labels(outcome=outcome)
+        for why in REFUSALS:
+            self._redis_refused.labels(why=why)
 
     # ------------------------------------------------------------------ from the core
 
@@ -479,6 +545,37 @@ class Metrics:
 
     def reconnect(self) -> None:
         self._broker_reconnects.inc()
+
+    def intake(self, outcomes: Mapping[str, int], waits: int, inbox_bytes: int) -> None:
+        """The runner's totals so far: messages by outcome, inbox waits; bytes held now."""
+        with self._sync_lock:
+            for outcome, n in self._seen_outcomes.step(outcomes):
+                self._messages_in.labels(outcome=outcome).inc(n)
+            self._single("inbox_waits", waits, self._inbox_waits)
+        self._inbox_bytes.set(inbox_bytes)
+
+    def redis_breaker(self, breaker: RedisBreaker, journal_backlog: int) -> None:
+        """The Redis breaker's state and totals, and the alert journal's backlog."""
+        with self._sync_lock:
+            for why, n in self._seen_refused.step(breaker.refused):
+                self._redis_refused.labels(why=why).inc(n)
+            self._single("trips", breaker.trips, self._redis_trips)
+        self._redis_open.set(1 if breaker.is_open else 0)
+        self._journal_backlog.set(journal_backlog)
+
+    def outbox(self, duplicates: int, resent: int) -> None:
+        """The outbox's totals so far: refused duplicates, entries resent at start."""
+        with self._sync_lock:
+            self._single("outbox_duplicates", duplicates, self._outbox_duplicates)
+            self._single("outbox_resent", resent, self._outbox_resent)
+
+    def _single(self, name: str, total: int, counter: Counter) -> None:
+        """Advance ``counter`` to a runner's running ``total`` (caller holds the lock)."""
+        last = self._totals.get(name, 0)
+        delta = total - last if total >= last else total
+        if delta > 0:
+            counter.inc(delta)
+        self._totals[name] = total
 
     def redis_error(self) -> None:
         self._redis_errors.inc()

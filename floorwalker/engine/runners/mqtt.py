@@ -1,22 +1,37 @@
 """The runner's MQTT link: QoS 1 in with manual acks, QoS 1 out until PUBACK.
 
-paho's network thread only hands messages over: ``on_message`` puts them on a
-bounded queue and returns; it never blocks, publishes or waits. The core thread
-acknowledges each message (``ack``) *after* the engine has processed it, so a
-crash before that gets it redelivered (persistent session, fixed client id),
-and the broker's in-flight window is the back-pressure that keeps the queue
-bounded.
+Intake (the back-pressure that replaces loss):
 
-Outgoing actions are published with QoS 1; paho retries until the broker's
-PUBACK, across reconnects, and the action keeps its id, so a device that sees
-a retry can tell. ``pending`` counts what awaits a PUBACK.
+1. paho's network thread calls ``on_message``, which puts the message on the
+   runner's inbox and returns. The inbox is bounded (messages and bytes,
+   :mod:`~floorwalker.engine.runners.inbox`); when it is full ``on_message``
+   *waits* for room, so paho stops reading the socket and the broker keeps
+   the backlog. Nothing is dropped here; only a link that is stopping gives
+   up a message it could not hand over (counted in ``dropped``; a QoS 1 one
+   comes back with the next session, unacknowledged).
+2. The core thread takes the message, processes it (or dead-letters or sheds
+   it), publishes what that decided, and only then calls :meth:`MqttLink.ack`.
+   Until then the broker counts the message in flight: with its in-flight
+   window (``max_inflight_messages``, 20) full it sends nothing more, so for
+   QoS 1 the inbox never holds more than that window. A crash before the ack
+   gets the message redelivered (persistent session, fixed client id).
+
+Output: actions and dead letters are published with QoS 1; paho retries until
+the broker's PUBACK, across reconnects, and an action keeps its id, so a
+device that sees a retry can tell. With an
+:class:`~floorwalker.engine.runners.outbox.Outbox`, each publish is first
+appended to it and marked done at its PUBACK (on paho's thread), so what a
+killed runner had not had confirmed is published again at its next start
+(:meth:`MqttLink.resend`); a publish whose key the outbox already holds is
+not made (``publish`` returns None). ``pending`` counts what awaits a PUBACK.
 
 :class:`MqttClient` is the small client of everything that is not the runner:
 the simulated devices, the dashboard's probe, the benchmarks' processes. It has
-a clean session, its own network thread, and its subscriptions made again on
-every (re)connect; :meth:`MqttClient.connect` returns once the broker has
-accepted the session and acknowledged the subscriptions, so nothing published
-after it returns is missed. This module is the only one that imports paho.
+a clean session (or a persistent one, ``clean_session=False``), its own network
+thread, and its subscriptions made again on every (re)connect;
+:meth:`MqttClient.connect` returns once the broker has accepted the session
+and acknowledged the subscriptions, so nothing published after it returns is
+missed. This module is the only one that imports paho.
 
 Both connect to a :class:`~floorwalker.engine.runners.broker.BrokerAddress`:
 its username and password (``username_pw_set``) and, for ``mqtts://``, TLS
@@ -33,10 +48,10 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -44,7 +59,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.errors import ServiceError
 
+if TYPE_CHECKING:
+    from floorwalker.engine.runners.outbox import Entry, Outbox
+
 log = logging.getLogger("floorwalker.mqtt")
+
+HANDOVER_WAIT_S = 0.25
+"""How long ``on_message`` waits for room in the inbox before it looks whether the link stops."""
 
 
 class Inbound(NamedTuple):
@@ -53,6 +74,17 @@ class Inbound(NamedTuple):
     arrival: float
     mid: int
     qos: int
+
+    @staticmethod
+    def size(item: Inbound) -> int:
+        """What an inbox counts against its byte bound."""
+        return len(item.payload) + len(item.topic)
+
+
+class Sink(Protocol):
+    """Where the link puts messages: :class:`queue.Queue` or an :class:`~.inbox.Inbox`."""
+
+    def put(self, item: Inbound, block: bool = True, timeout: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,19 +122,26 @@ def _secure(client: paho.Client, broker: BrokerAddress) -> None:
 
 
 class MqttLink:
+    """The edge runner's (and the bridge's) connection; see the module docstring."""
+
     def __init__(
         self,
         settings: LinkSettings,
-        inbox: queue.Queue[Inbound],
+        inbox: Sink,
         on_puback: Callable[[int], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.inbox = inbox
         self.on_puback = on_puback
+        self.outbox = outbox
         self.connected = threading.Event()
         self.connects = 0
-        self.overflow = 0
-        self._pending: set[int] = set()
+        self.dropped = 0
+        """Messages given up because the link stopped before the inbox had room."""
+        self._stopping = threading.Event()
+        self._pending: dict[int, int | None] = {}
+        """paho message id -> outbox entry (None without an outbox), until PUBACK."""
         self._early: set[int] = set()
         """PUBACKs that beat ``publish`` returning (the network thread is quick)."""
         self._lock = threading.Lock()
@@ -115,10 +154,12 @@ class MqttLink:
         )
         client.max_inflight_messages_set(settings.max_inflight)
         client.max_queued_messages_set(0)  # unbounded: actions wait out a broker outage
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # A store's broker is on the LAN: try again often, a restart is back in seconds.
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_disconnect = self._on_disconnect
         client.on_socket_open = _nodelay
         _secure(client, settings.address)
         self.client = client
@@ -140,8 +181,15 @@ class MqttLink:
             )
 
     def stop(self, flush_s: float = 5.0) -> None:
+        """Wait (up to ``flush_s``, while connected) for outstanding PUBACKs, then disconnect.
+
+        Messages received and not yet acknowledged stay the broker's: it sends
+        them again to the next session.
+        """
+        # First: a handover waiting for room gives up, so paho's thread reads PUBACKs again.
+        self._stopping.set()
         deadline = time.monotonic() + flush_s
-        while self.pending and time.monotonic() < deadline:
+        while self.pending and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
         self.client.disconnect()
         self.client.loop_stop()
@@ -161,34 +209,65 @@ class MqttLink:
         self.connected.set()
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        try:
-            self.inbox.put_nowait(
-                Inbound(msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos)
-            )
-        except queue.Full:
-            # Not acknowledged, so the broker still owes it to us: it comes back
-            # with the next session. Counted, never silently gone.
-            self.overflow += 1
+        item = Inbound(msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos)
+        while True:
+            try:
+                # Waiting here is the back-pressure: paho reads nothing more meanwhile.
+                self.inbox.put(item, timeout=HANDOVER_WAIT_S)
+                return
+            except queue.Full:
+                if self._stopping.is_set():
+                    # Not acknowledged: a QoS 1 message comes back with the next session.
+                    self.dropped += 1
+                    return
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        self.connected.clear()  # paho reconnects by itself; publishes wait in its queue
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         with self._lock:
             if mid in self._pending:
-                self._pending.discard(mid)
+                entry = self._pending.pop(mid)
             else:
                 self._early.add(mid)
+                entry = None
+        if entry is not None and self.outbox is not None:
+            self.outbox.done(entry)
         if self.on_puback is not None:
             self.on_puback(mid)
 
     # ------------------------------------------------------------------ core thread
 
-    def publish(self, topic: str, payload: bytes) -> int:
-        info = self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes, key: str | None = None) -> int | None:
+        """Publish (QoS 1); the paho message id, or None if the outbox already has ``key``."""
+        entry = None
+        if self.outbox is not None:
+            entry = self.outbox.add(topic, payload, key)
+            if entry is None:
+                return None
+        return self._send(topic, payload, entry)
+
+    def resend(self, entries: Iterable[Entry]) -> int:
+        """Publish outbox entries left pending by an earlier run; how many."""
+        n = 0
+        for entry in entries:
+            self._send(entry.topic, entry.payload, entry.seq)
+            n += 1
+        return n
+
+    def _send(self, topic: str, payload: bytes, entry: int | None) -> int:
+        # Never hold our lock around paho's publish: paho calls _on_publish with its
+        # own lock held, so the two orders would deadlock.
+        mid = self.client.publish(topic, payload, qos=1).mid
         with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
+            early = mid in self._early
+            if early:
+                self._early.discard(mid)
             else:
-                self._pending.add(info.mid)
-        return info.mid
+                self._pending[mid] = entry
+        if early and entry is not None and self.outbox is not None:
+            self.outbox.done(entry)
+        return mid
 
     def ack(self, item: Inbound) -> None:
         if item.qos > 0:
@@ -215,7 +294,8 @@ MessageHandler = Callable[[str, bytes], None]
 
 
 class MqttClient:
-    """A clean-session MQTT client with its own network thread; QoS 1 by default.
+    """An MQTT client with its own network thread; QoS 1 by default, a clean session unless
+    ``clean_session=False`` (a persistent one: the broker queues for it while it is away).
 
     ``on_message`` and ``on_puback`` (the message id of a QoS 1 publish the
     broker acknowledged) run on paho's network thread.
@@ -232,6 +312,7 @@ class MqttClient:
         on_puback: Callable[[int], None] | None = None,
         max_inflight: int = 100,
         keepalive_s: int = 30,
+        clean_session: bool = True,
     ) -> None:
         if isinstance(host, BrokerAddress):
             if port is not None:
@@ -250,7 +331,7 @@ class MqttClient:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=True,
+            clean_session=clean_session,
             protocol=paho.MQTTv311,
         )
         client.max_inflight_messages_set(max_inflight)

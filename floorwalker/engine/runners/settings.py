@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -50,6 +50,7 @@ from pydantic_settings import (
 )
 
 from floorwalker.engine.runners.broker import BrokerAddress, check_url, redact_url
+from floorwalker.engine.runners.inbox import DEFAULT_INBOX_BYTES, DEFAULT_INBOX_ITEMS
 from floorwalker.errors import ConfigError
 from floorwalker.rules.durations import DurationError, parse_duration
 
@@ -154,7 +155,23 @@ class EdgeSettings(BaseSettings):
     prefix: str = "fw"
     redis_prefix: str = "fw:"
     client_id: str = "floorwalker-edge"
-    queue_size: int = Field(default=20000, gt=0)
+    queue_size: int = Field(default=DEFAULT_INBOX_ITEMS, gt=0)
+    """Most messages held between the MQTT link and the core thread; when full, the
+    link stops reading and the broker keeps the backlog."""
+    inbox_bytes: int = Field(default=DEFAULT_INBOX_BYTES, gt=0)
+    """Most payload bytes held there (bounds the runner's memory under overload)."""
+    shed_sightings_after_s: float = Field(default=30.0, ge=0)
+    """A message of sightings all older than this (device ``ts``) when the core reaches
+    it is shed: counted, acknowledged, not processed (0: never shed)."""
+    redis_budget_s: float = Field(default=0.05, gt=0)
+    """Most time one event may lose to Redis calls that fail (time out, cannot connect);
+    then its decisions fail open (alerts) or closed (offers) at once."""
+    redis_call_timeout_s: float = Field(default=0.02, gt=0)
+    """Timeout of each Redis call the core thread waits on (within the budget)."""
+    redis_retry_s: float = Field(default=1.0, gt=0)
+    """After Redis failed to answer, its calls fail at once this long, then one probes."""
+    outbox_dir: Path | None = None
+    """Where the durable outbox lives (default ``~/.local/state/floorwalker``)."""
     lateness_s: float = Field(default=0.0, ge=0)
     reload_poll_s: float = Field(default=1.0, gt=0)
     device_silence_s: float = Field(default=300.0, gt=0)
@@ -207,7 +224,15 @@ class EdgeSettings(BaseSettings):
         return (value,) if isinstance(value, Path) else value
 
     @field_validator(
-        "lateness_s", "reload_poll_s", "device_silence_s", "snapshot_every_s", mode="before"
+        "lateness_s",
+        "reload_poll_s",
+        "device_silence_s",
+        "snapshot_every_s",
+        "shed_sightings_after_s",
+        "redis_budget_s",
+        "redis_call_timeout_s",
+        "redis_retry_s",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> Any:
@@ -217,6 +242,19 @@ class EdgeSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"must be a duration: {INTERVAL_HINT}") from None
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EdgeSettings:
+        if self.redis_call_timeout_s > self.redis_budget_s:
+            raise ValueError(
+                "redis_call_timeout_s must be within redis_budget_s (one call must fit the budget)"
+            )
+        if 0 < self.shed_sightings_after_s <= self.lateness_s:
+            raise ValueError(
+                "shed_sightings_after_s must be longer than the reorder window (lateness_s),"
+                " or 0 to never shed"
+            )
+        return self
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:

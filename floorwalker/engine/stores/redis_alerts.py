@@ -18,14 +18,29 @@ location-derived state, kept like the engine's: ``retention_s``, default 24 h):
 Writes are synchronous (the engine writes through before it publishes the page
 it decided, and alerts are rare) with a small socket timeout; any Redis failure
 is a :class:`~floorwalker.errors.GuardStoreError`, which the engine counts and
-rides over (the page still goes out; only its durability is lost). No retries,
-as in the guard store.
+rides over (the page still goes out). No command is retried on the spot, as in
+the guard store; instead a write that failed stays in a **backlog**, newest
+per alert (a drop replaces a save), and :meth:`RedisAlertJournal.flush` writes
+it once Redis answers (the edge runner calls it every second), so the journal
+catches up after an outage without a restart. The backlog is bounded
+(``max_backlog``; beyond, the oldest write is given up and counted in
+``lost``).
+
+Each record carries ``rev``, the microsecond it was written (never less than
+the previous one), and the save script keeps a stored record whose ``rev`` is
+newer: a save that timed out against a paused Redis, and runs when Redis
+resumes, cannot overwrite what the backlog wrote since.
+
+With a :class:`~floorwalker.engine.stores.breaker.RedisBreaker` (the edge
+runner's), ``save`` and ``drop`` go through it on a client with the breaker's
+call timeout; ``load`` (once, at start) keeps a client with the settings' timeouts.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,13 +49,21 @@ from redis import Redis
 
 from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.stores._redis import connect, load_object, scan_keys, store_errors, text
+from floorwalker.engine.stores.breaker import RedisBreaker
+from floorwalker.errors import GuardStoreError
 
 log = logging.getLogger(__name__)
 
 # KEYS[1]: the store's hash. ARGV: alert id, record JSON, oldest `created` kept,
-# TTL in ms. The hash holds the store's open alerts only (a handful), so
-# reading it whole on each save is cheap; alerts change a few times each.
+# TTL in ms, the record's rev. The hash holds the store's open alerts only (a
+# handful), so reading it whole on each save is cheap; alerts change a few times each.
 _SAVE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local ok, rec = pcall(cjson.decode, old)
+  local rev = ok and type(rec) == 'table' and tonumber(rec['rev'])
+  if rev and rev > tonumber(ARGV[5]) then return 1 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local oldest = tonumber(ARGV[3])
 local all = redis.call('HGETALL', KEYS[1])
@@ -62,6 +85,8 @@ class RedisAlertSettings:
     connect_timeout_s: float = 0.5
     retention_s: float = 86400.0
     """How long an alert is kept at most (the engine's ``location_ttl_s`` default)."""
+    max_backlog: int = 10_000
+    """Failed writes kept for :meth:`RedisAlertJournal.flush` (alerts, not events: plenty)."""
 
     @property
     def key_prefix(self) -> str:
@@ -74,52 +99,126 @@ class RedisAlertSettings:
 class RedisAlertJournal:
     """:class:`~floorwalker.engine.core.alerts.AlertJournal` on Redis, one hash per store."""
 
-    def __init__(self, client: Redis, settings: RedisAlertSettings | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        settings: RedisAlertSettings | None = None,
+        *,
+        breaker: RedisBreaker | None = None,
+        admin: Redis | None = None,
+    ) -> None:
         self._redis = client
+        self._admin = admin if admin is not None else client
+        """The client of ``load`` (the settings' timeouts, no breaker)."""
+        self._breaker = breaker
         self.settings = settings or RedisAlertSettings()
         self.bad_records = 0
         """Unreadable journal entries skipped by :meth:`load`."""
         self._save = client.register_script(_SAVE)
+        self._backlog: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+        """(store, alert id) -> the save's script arguments, or None for a drop; oldest first."""
+        self._rev = 0
+        self.lost = 0
+        """Writes given up because the backlog was full."""
 
     @classmethod
     def from_url(
-        cls, url: str, settings: RedisAlertSettings | None = None, *, prefix: str | None = None
+        cls,
+        url: str,
+        settings: RedisAlertSettings | None = None,
+        *,
+        prefix: str | None = None,
+        breaker: RedisBreaker | None = None,
     ) -> RedisAlertJournal:
         """Connect to ``redis://host:port/db``; ``prefix`` overrides ``settings.prefix``."""
         settings = settings or RedisAlertSettings()
         if prefix is not None:
             settings = replace(settings, prefix=prefix)
-        client = connect(
+        admin = connect(
             url,
             socket_timeout_s=settings.socket_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
         )
-        return cls(client, settings)
+        if breaker is None:
+            return cls(admin, settings)
+        timeout = breaker.settings.call_timeout_s
+        fast = connect(url, socket_timeout_s=timeout, connect_timeout_s=timeout)
+        return cls(fast, settings, breaker=breaker, admin=admin)
 
     def close(self) -> None:
         self._redis.close()
+        if self._admin is not self._redis:
+            self._admin.close()
 
     def save(self, alert: OpenAlert) -> None:
         keep = self.settings.retention_s
+        self._rev = max(self._rev + 1, time.time_ns() // 1000)
+        record = alert.to_record()
+        record["rev"] = self._rev
         args = (
             alert.id,
-            orjson.dumps(alert.to_record()),
+            orjson.dumps(record),
             repr(float(alert.created) - keep),
             max(1, math.ceil(keep * 1000.0)),
+            self._rev,
         )
-        with store_errors("alert journal save"):
-            self._save(keys=[self.settings.key(alert.store)], args=args)
+        self._attempt((alert.store, alert.id), args)
 
     def drop(self, store: str, alert_id: str) -> None:
-        with store_errors("alert journal drop"):
-            self._redis.hdel(self.settings.key(store), alert_id)
+        self._attempt((store, alert_id), None)
+
+    @property
+    def backlog(self) -> int:
+        """Writes waiting for Redis."""
+        return len(self._backlog)
+
+    def flush(self) -> int:
+        """Write the backlog, oldest first, until Redis fails again; how many were written."""
+        written = 0
+        while self._backlog:
+            key, args = next(iter(self._backlog.items()))
+            try:
+                self._write(key, args)
+            except GuardStoreError:
+                return written
+            self._backlog.pop(key, None)
+            written += 1
+        return written
+
+    def _attempt(self, key: tuple[str, str], args: tuple[Any, ...] | None) -> None:
+        self._backlog.pop(key, None)  # this write supersedes a waiting one
+        try:
+            self._write(key, args)
+        except GuardStoreError:
+            if len(self._backlog) >= self.settings.max_backlog:
+                self._backlog.pop(next(iter(self._backlog)))
+                self.lost += 1
+            self._backlog[key] = args
+            raise
+
+    def _write(self, key: tuple[str, str], args: tuple[Any, ...] | None) -> None:
+        store, alert_id = key
+        hash_key = self.settings.key(store)
+
+        def attempt() -> object:
+            if args is not None:
+                return self._save(keys=[hash_key], args=args)
+            return self._redis.hdel(hash_key, alert_id)
+
+        what = "alert journal save" if args is not None else "alert journal drop"
+        if self._breaker is not None:
+            # Idempotent (a save carries its rev): one retry is safe.
+            self._breaker.call(what, attempt, retry=True)
+            return
+        with store_errors(what):
+            attempt()
 
     def load(self) -> list[dict[str, Any]]:
         """Every journalled alert of every store, for ``Engine.restore_alerts``."""
         records: list[dict[str, Any]] = []
         with store_errors("alert journal load"):
-            keys = list(dict.fromkeys(scan_keys(self._redis, self.settings.key_prefix)))
-            with self._redis.pipeline(transaction=False) as pipe:
+            keys = list(dict.fromkeys(scan_keys(self._admin, self.settings.key_prefix)))
+            with self._admin.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hgetall(key)
                 hashes: list[dict[Any, Any]] = pipe.execute()
@@ -130,6 +229,7 @@ class RedisAlertJournal:
                     self.bad_records += 1
                     log.warning("skipping unreadable alert %s in %s", text(field), key)
                     continue
+                rec.pop("rev", None)  # ours, not the engine's
                 records.append(rec)
         records.sort(key=lambda r: (str(r["store"]), _created(r), str(r["id"])))
         return records

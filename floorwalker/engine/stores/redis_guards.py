@@ -10,13 +10,37 @@ contract tests run both), with two differences forced by sharing:
   may be virtual and must never be replaced by Redis server time.
 
 Every Redis failure (refused, timed out, script error) becomes
-:class:`~floorwalker.errors.GuardStoreError` so the engine fails closed. Commands
-are never retried: an ``admit`` whose reply timed out may have been recorded,
-and a retry would then refuse it as a duplicate.
+:class:`~floorwalker.errors.GuardStoreError` so the engine fails closed. Without
+an owner, commands are never retried: an ``admit`` whose reply timed out may
+have been recorded, and a retry would then refuse it as a duplicate. (Likewise
+a command sent to a paused Redis runs when it resumes: an offer refused for the
+timeout may still hold its reservation until the coupon would have expired,
+which errs on the side of spending less.)
+
+**Owner** (the edge runner's MQTT client id, ``settings.owner``): every
+``seen`` key also records who set it. A runner killed between recording an
+event or an action in Redis and handing its outcome to its durable outbox
+would otherwise lose it for good: the broker redelivers the message (or the
+restored timer fires again), and Redis says "duplicate". So a repeat *by the
+same owner* is not a duplicate to ``first_seen`` (the event is processed
+again), and to ``admit`` it is a duplicate only if ``delivered(action_id)``
+says the runner's outbox already has the action; otherwise it is admitted
+again, without counting it twice against caps or budgets, and the outbox
+(which deduplicates by action id) publishes it once. Another owner's key is a
+duplicate as always: two runners sharing a budget still spend it once. With
+an owner, ``first_seen`` and ``admit`` are idempotent, so the breaker may
+retry them once.
+
+With a :class:`~floorwalker.engine.stores.breaker.RedisBreaker` (the edge
+runner's), the calls of the decisions (``first_seen``, ``admit``, ``redeem``,
+``budget``) go through it, on a client whose timeouts are the breaker's
+attempt timeout; ``forget_shopper``, an operator's erasure that scans, keeps
+its own client with the settings' timeouts.
 
 Key layout under ``settings.prefix`` (``P``)::
 
     P seen:<key>       first_seen keys and ``action:<id>`` dedup, value = deadline
+                       (and `` <owner>``, with an owner)
     P cd:<key>         cooldown, value = deadline
     P ctr:<key>        hash n, exp (deadline; absent = never)
     P bud:<key>        hash issued, issued_amount, reserved, reserved_amount, spent,
@@ -56,18 +80,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from floorwalker.engine.core.guards import BudgetState, CouponRecord, Ticket, fatigue_key
+from floorwalker.engine.stores._redis import connect
+from floorwalker.engine.stores.breaker import RedisBreaker
 from floorwalker.errors import GuardStoreError
+
+log = logging.getLogger("floorwalker.guards")
+T = TypeVar("T")
 
 _COUPON_FIELDS = (
     "code",
@@ -139,8 +167,19 @@ end
 # (three keys: bud, budx, budr), fatigue, coupon and coupon index for whichever of
 # them the ticket has. ARGV[1]: the ticket as JSON. Deadlines and amounts travel
 # as Python-formatted strings so they are stored exactly as Python computed them.
+# A `seen` value: "<deadline>" or "<deadline> <owner>".
+_PARSE_SEEN = """
+local function seen(v)
+  if not v then return nil, nil end
+  local d, o = string.match(v, '^(%S+) (.+)$')
+  if d then return tonumber(d), o end
+  return tonumber(v), nil
+end
+"""
+
 _ADMIT = (
     _BUDGET_LUA
+    + _PARSE_SEEN
     + """
 local t = cjson.decode(ARGV[1])
 local now = tonumber(t.now)
@@ -164,7 +203,11 @@ local cpn = t.coupon and nextkey()
 local idx = t.coupon and nextkey()
 
 -- Check everything first, in the in-memory store's order: all or nothing.
-if live(redis.call('GET', KEYS[1])) then return 'duplicate' end
+local seen_until, seen_by = seen(redis.call('GET', KEYS[1]))
+if seen_until and seen_until > now then
+  if t.owner and seen_by == t.owner then return 'mine' end
+  return 'duplicate'
+end
 if cd and live(redis.call('GET', cd)) then return 'cooldown' end
 for i, c in ipairs(t.counters) do
   if count(ctr[i]) >= c.limit then return c.reason end
@@ -194,7 +237,9 @@ if fat then
 end
 
 -- Record.
-redis.call('SET', KEYS[1], t.action.deadline, 'PX', t.action.ttl_ms)
+local mark = t.action.deadline
+if t.owner then mark = mark .. ' ' .. t.owner end
+redis.call('SET', KEYS[1], mark, 'PX', t.action.ttl_ms)
 if cd then redis.call('SET', cd, t.cooldown.deadline, 'PX', t.cooldown.ttl_ms) end
 for i, c in ipairs(t.counters) do
   local n = count(ctr[i]) + 1
@@ -236,16 +281,23 @@ return false
 """
 )
 
-# KEYS[1]: the seen key. ARGV: now, deadline, ttl_ms. The NX path is the common
-# one; the fallback overwrites a deadline that is past on the engine clock but
-# whose (real-time) TTL has not run out yet.
-_FIRST_SEEN = """
+# KEYS[1]: the seen key. ARGV: now, value (deadline [owner]), ttl_ms, owner or
+# ''. The NX path is the common one; the fallback overwrites a deadline that is
+# past on the engine clock but whose (real-time) TTL has not run out yet.
+# Returns 1 (first), 0 (a repeat) or 2 (a repeat of the owner's own).
+_FIRST_SEEN = (
+    _PARSE_SEEN
+    + """
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
-local v = redis.call('GET', KEYS[1])
-if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+local seen_until, seen_by = seen(redis.call('GET', KEYS[1]))
+if seen_until and seen_until > tonumber(ARGV[1]) then
+  if ARGV[4] ~= '' and seen_by == ARGV[4] then return 2 end
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
+)
 
 # KEYS[1]: the coupon hash. ARGV[1]: now. Returns {reason or '', record fields...}.
 # A redemption spends the coupon's reservation (or, if an admit running on a later
@@ -315,57 +367,114 @@ class RedisGuardSettings:
     open_counter_retention_s: float = 400 * 86400.0
     """A cap counter without a deadline (``per: campaign``) is forgotten this long after
     its last increment."""
+    owner: str | None = None
+    """Who records ``seen`` keys (the edge runner's client id); see the module docstring."""
 
 
 class RedisGuardStore:
     """:class:`~floorwalker.engine.core.guards.GuardStore` on a Redis shared by many processes."""
 
-    def __init__(self, client: Redis, settings: RedisGuardSettings | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        settings: RedisGuardSettings | None = None,
+        *,
+        breaker: RedisBreaker | None = None,
+        admin: Redis | None = None,
+        delivered: Callable[[str], bool] | None = None,
+    ) -> None:
         self._redis = client
+        self._admin = admin if admin is not None else client
+        """The client of ``forget_shopper`` (the settings' timeouts, no breaker)."""
+        self._breaker = breaker
+        self.delivered = delivered
+        """``delivered(action_id)``: did the owner already hand this action over? (None: yes)"""
         self.settings = settings or RedisGuardSettings()
+        self.readmitted = 0
+        """Actions admitted again: the owner's own, never delivered (a restart's gap)."""
         self._admit = client.register_script(_ADMIT)
         self._first_seen = client.register_script(_FIRST_SEEN)
         self._redeem = client.register_script(_REDEEM)
         self._budget = client.register_script(_BUDGET)
 
     @classmethod
-    def from_url(cls, url: str, settings: RedisGuardSettings | None = None) -> RedisGuardStore:
+    def from_url(
+        cls,
+        url: str,
+        settings: RedisGuardSettings | None = None,
+        *,
+        breaker: RedisBreaker | None = None,
+        delivered: Callable[[str], bool] | None = None,
+    ) -> RedisGuardStore:
         """Connect to ``redis://host:port/db`` with short timeouts and no retries."""
         settings = settings or RedisGuardSettings()
-        client = Redis.from_url(
+        admin = connect(
             url,
-            socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.connect_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
+            socket_timeout_s=settings.socket_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
         )
-        return cls(client, settings)
+        if breaker is None:
+            return cls(admin, settings, delivered=delivered)
+        timeout = breaker.settings.call_timeout_s
+        fast = connect(url, socket_timeout_s=timeout, connect_timeout_s=timeout)
+        return cls(fast, settings, breaker=breaker, admin=admin, delivered=delivered)
 
     def close(self) -> None:
         self._redis.close()
+        if self._admin is not self._redis:
+            self._admin.close()
+
+    def _call(self, operation: str, attempt: Callable[[], T], *, idempotent: bool) -> T:
+        """``attempt()`` through the breaker if there is one (retried once if idempotent)."""
+        if self._breaker is not None:
+            return self._breaker.call(f"guard store {operation}", attempt, retry=idempotent)
+        with _guard_errors(operation):
+            return attempt()
 
     def first_seen(self, key: str, ttl_s: float, now: float) -> bool:
-        args = (_num(now), _num(now + ttl_s), _ttl_ms(ttl_s))
-        with _guard_errors("first_seen"):
-            return bool(self._first_seen(keys=[self._key("seen", key)], args=args))
+        owner = self.settings.owner or ""
+        value = _num(now + ttl_s) + (f" {owner}" if owner else "")
+        args = (_num(now), value, _ttl_ms(ttl_s), owner)
+        keys = [self._key("seen", key)]
+        # With an owner, a retry of a first_seen that did run answers 2: not a duplicate.
+        found = self._call(
+            "first_seen", lambda: self._first_seen(keys=keys, args=args), idempotent=bool(owner)
+        )
+        return bool(found)
 
     def admit(self, ticket: Ticket, now: float) -> str | None:
         keys, spec = self._admit_call(ticket, now)
-        with _guard_errors("admit"):
-            reason = self._admit(keys=keys, args=[json.dumps(spec)])
-        return None if reason is None else _text(reason)
+        args = [json.dumps(spec)]
+        # With an owner, a retry of an admit that did run answers `mine`: sent once.
+        reason = self._call(
+            "admit", lambda: self._admit(keys=keys, args=args), idempotent=bool(self.settings.owner)
+        )
+        if reason is None:
+            return None
+        why = _text(reason)
+        if why == "mine":
+            if self.delivered is None or self.delivered(ticket.action_id):
+                return "duplicate"
+            self.readmitted += 1
+            log.info(
+                "action %s admitted again: recorded before a restart, never sent", ticket.action_id
+            )
+            return None
+        return why
 
     def redeem(self, code: str, now: float) -> tuple[CouponRecord | None, str | None]:
-        with _guard_errors("redeem"):
-            reply = self._redeem(keys=[self._key("cpn", code)], args=[_num(now)])
+        keys, args = [self._key("cpn", code)], [_num(now)]
+        # Never retried: a redemption that ran would come back `already_redeemed`.
+        reply = self._call("redeem", lambda: self._redeem(keys=keys, args=args), idempotent=False)
         reason, *fields = (_text(v) for v in reply)
         record = _coupon(fields) if fields else None
         return record, reason or None
 
     def budget(self, key: str, now: float | None = None) -> BudgetState:
         keys = self._budget_keys(key)
-        with _guard_errors("budget"):
-            reply = self._budget(keys=keys, args=["" if now is None else _num(now)])
+        args = ["" if now is None else _num(now)]
+        # Not idempotent: it may release expired reservations (once is enough).
+        reply = self._call("budget", lambda: self._budget(keys=keys, args=args), idempotent=False)
         issued, issued_amount, reserved, reserved_amount, spent, spent_amount = (
             _text(v) for v in reply
         )
@@ -381,7 +490,7 @@ class RedisGuardStore:
     def forget_shopper(self, shopper: str) -> int:
         with _guard_errors("forget_shopper"):
             doomed, indexes = self._shopper_keys(shopper)
-            codes = [_text(c) for index in indexes for c in self._redis.smembers(index)]
+            codes = [_text(c) for index in indexes for c in self._admin.smembers(index)]
             removed = self._delete(doomed) + self._delete([self._key("cpn", c) for c in codes])
             self._delete(indexes)
         return removed
@@ -404,6 +513,8 @@ class RedisGuardStore:
             "counters": [],
             "open_ttl_ms": _ttl_ms(self.settings.open_counter_retention_s),
         }
+        if self.settings.owner:
+            spec["owner"] = self.settings.owner
         for c in t.counters:
             keys.append(self._key("ctr", c.key))
             spec["counters"].append(_counter_spec(c.limit, c.reason, c.expires_at, now))
@@ -439,7 +550,7 @@ class RedisGuardStore:
         pattern = f"{_glob_escape(prefix)}*{_glob_escape(shopper)}*"
         doomed: list[str] = []
         indexes: list[str] = []
-        for raw in self._redis.scan_iter(match=pattern, count=1000):
+        for raw in self._admin.scan_iter(match=pattern, count=1000):
             key = _text(raw)
             namespace, _, logical = key[len(prefix) :].partition(":")
             if namespace in _SHOPPER_SCOPED and _concerns(logical, shopper):
@@ -451,7 +562,7 @@ class RedisGuardStore:
     def _delete(self, keys: Sequence[str]) -> int:
         removed = 0
         for start in range(0, len(keys), _DELETE_BATCH):
-            removed += int(self._redis.delete(*keys[start : start + _DELETE_BATCH]))
+            removed += int(self._admin.delete(*keys[start : start + _DELETE_BATCH]))
         return removed
 
 

@@ -41,7 +41,8 @@ def test_defaults_when_nothing_else_is_given() -> None:
     assert s.mqtt == "mqtt://127.0.0.1:1883"
     assert s.redis is None
     assert s.rules == Path("rules")
-    assert s.queue_size == 20000
+    assert s.queue_size == 1000  # the link waits when full: the broker holds the backlog
+    assert s.shed_sightings_after_s == 30.0 and s.redis_budget_s == 0.05
     assert s.snapshot_every_s == 1.0
     assert s.mqtt_host_port == ("127.0.0.1", 1883)
 
@@ -152,7 +153,8 @@ def test_direct_construction_reads_no_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("FLOORWALKER_QUEUE_SIZE", "7")
     monkeypatch.setenv("FLOORWALKER_MQTT", "mqtt://from-env:1")
     s = EdgeSettings(mqtt="mqtt://h:1883", registries=(REG,), rules=Path("r"))
-    assert s.queue_size == 20000
+    assert s.queue_size == 1000  # the link waits when full: the broker holds the backlog
+    assert s.shed_sightings_after_s == 30.0 and s.redis_budget_s == 0.05
     assert s.mqtt == "mqtt://h:1883"
     # load_settings without `environ` reads os.environ
     assert load_settings({"registries": (REG,)}).queue_size == 7

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 import redis as redis_py
 
+from floorwalker import services
 from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.core.testing import T0, StoreScenario
+from floorwalker.engine.stores.breaker import BreakerSettings, RedisBreaker
 from floorwalker.engine.stores.redis_alerts import RedisAlertJournal, RedisAlertSettings
 from floorwalker.errors import GuardStoreError
 from floorwalker.rules.model import AlertSpec, RuleSet
@@ -143,3 +148,48 @@ def test_the_journal_expires_and_drops_stale_entries(
         assert raw.exists(key) == 0, "the hash goes with its last entry"
     finally:
         raw.close()
+
+
+def test_writes_missed_while_redis_is_away_are_flushed_when_it_answers(
+    tmp_path: Path, unique_prefix: str
+) -> None:
+    """Alerts fail open: the failed write waits in the backlog, newest per alert, a drop wins."""
+    breaker = RedisBreaker(BreakerSettings(retry_after_s=0.05))
+    with services.redis(services.RedisSettings(), tmp_path) as own:
+        j = RedisAlertJournal.from_url(
+            own.url, RedisAlertSettings(prefix=f"{unique_prefix}:"), breaker=breaker
+        )
+        try:
+            j.save(alert("al-1"))
+            own.stop()
+            for write in (
+                lambda: j.save(alert("al-1", step=3)),
+                lambda: j.save(alert("al-2")),
+                lambda: j.save(alert("al-3")),
+                lambda: j.drop("s001", "al-3"),
+            ):
+                breaker.begin()
+                with pytest.raises(GuardStoreError):
+                    write()  # type: ignore[no-untyped-call]
+            assert j.backlog == 3, "al-1 newest save, al-2 save, al-3 drop"
+            assert breaker.trips == 1
+            own.start()
+            while j.backlog:  # the circuit lets a probe through after retry_after_s
+                time.sleep(0.06)
+                breaker.begin()
+                j.flush()
+            assert [(r["id"], r["step"]) for r in j.load()] == [("al-1", 3), ("al-2", 2)]
+        finally:
+            j.close()
+
+
+def test_a_late_save_never_overwrites_a_newer_record(journal: RedisAlertJournal) -> None:
+    """A save sent to a paused Redis runs when it resumes: it must not undo a later one."""
+    journal.save(alert("al-1", step=3))
+    (newer,) = journal.load()
+    assert "rev" not in newer, "the revision is the journal's, not the engine's"
+    stale = {**newer, "step": 1, "rev": journal._rev - 1}
+    day = journal.settings.retention_s
+    args = ("al-1", orjson.dumps(stale), repr(T0 - day), int(day * 1000), stale["rev"])
+    journal._save(keys=[journal.settings.key("s001")], args=args)
+    assert [r["step"] for r in journal.load()] == [3]
