@@ -735,9 +735,12 @@ def budget(ctx: Context) -> Result:
     with h.Stack(ctx.dir("budget"), files) as st:
         runners = [st.runner(f"budget-{k}").start() for k in "AB"]
         with h.Devices(st.address(), PREFIX) as dev, h.Recorder(st.address(), PREFIX) as rec:
-            for runner in runners:
-                rec.sync(dev, runners=[runner])
-            _wait(lambda: all(r.outcomes()["deadlettered"] > 0 for r in runners), 30)
+
+            def serving() -> bool:  # each runner has answered a sync ping (dead-lettered it)
+                rec.sync(dev, runners=runners)
+                return all(r.outcomes()["deadlettered"] > 0 for r in runners)
+
+            _wait(serving, 30)
             with h.Lingering(dev, [(s, DAIRY, False) for s in files.shoppers]):
                 _wait(lambda: len(rec.select(h.is_offer)) >= coupons, 45)
                 time.sleep(3.0)  # anything over the budget would be here by now
