@@ -435,7 +435,7 @@ def broker_restart(ctx: Context) -> Result:
     every delivery once. Inbound sightings keep coming before and after.
     """
     res = Result("broker-restart")
-    escalate_s = 4.0
+    escalate_s = 6.0
     rules = {"bell": h.bell_rule(escalate_after=f"{escalate_s:g}s")}
     files = h.write_store(ctx.dir("broker"), rules, shoppers=100)
     load_rate = 100 if ctx.quick else 300
@@ -454,7 +454,9 @@ def broker_restart(ctx: Context) -> Result:
             alert_id, pressed = _press_and_page(dev, rec, files.bells[0])
             # The broker saves every autosave_s: a kill sooner could hand step 1 out again
             # from its last save (at least once, which devices dedup), not what is tested.
-            time.sleep(st.autosave_s + 0.5)
+            # Three save intervals, not one: a save delayed by a loaded machine still
+            # lands before the kill (else the subscriber's step 1 comes again).
+            time.sleep(3 * st.autosave_s + 0.5)
             ctx.say("broker-restart: kill -9 of the broker, step 2 due while it is down")
             st.broker.kill()
             time.sleep(max(0.0, pressed + escalate_s + 1.5 - time.time()))
@@ -520,7 +522,7 @@ def engine_restart(ctx: Context) -> Result:
     comes back, the runner starts again: the step goes out once, from the outbox.
     """
     res = Result("engine-restart")
-    escalate_s = 4.0
+    escalate_s = 6.0
     rules = {"bell": h.bell_rule(escalate_after=f"{escalate_s:g}s")}
     files = h.write_store(ctx.dir("engine"), rules, shoppers=20)
     with h.Stack(ctx.dir("engine"), files) as st:
@@ -532,7 +534,7 @@ def engine_restart(ctx: Context) -> Result:
             _staffed(rec, dev, runner)
             time.sleep(st.autosave_s + 1.0)
             alert_id, pressed = _press_and_page(dev, rec, files.bells[0])
-            time.sleep(st.autosave_s + 0.5)  # step 1 confirmed and saved (see broker_restart)
+            time.sleep(3 * st.autosave_s + 0.5)  # step 1 confirmed and saved (see broker_restart)
             st.broker.kill()
             time.sleep(max(0.0, pressed + escalate_s + 1.5 - time.time()))  # step 2: outbox
             ctx.say("engine-restart: kill -9 of the runner holding an unpublished step")
