@@ -22,6 +22,10 @@ install_debian_packages() {
     have chromium || missing+=(chromium)
     # The Grafana dashboard's queries are checked against a real Prometheus in the tests.
     have prometheus || missing+=(prometheus)
+    # `bench live --target nodered` (and its test) npm-installs Node-RED 4.1 into
+    # .cache/nodered; it needs Node.js >= 18 (Debian 12's nodejs is 18).
+    have node || missing+=(nodejs)
+    have npm || missing+=(npm)
     if [ ! -x .venv/bin/python ]; then
         have python3 || missing+=(python3)
         # Debian's python3 creates venvs only with python3-venv (ensurepip).
@@ -54,7 +58,7 @@ install_debian_packages() {
     trap - EXIT
 
     local name
-    for name in mosquitto redis-server chromium prometheus python3; do
+    for name in mosquitto redis-server chromium prometheus node npm python3; do
         have "$name" || { echo "bootstrap: $name still missing after install" >&2; exit 1; }
     done
 }
@@ -90,4 +94,4 @@ install_venv() {
 
 install_debian_packages
 install_venv
-echo "bootstrap: ok (mosquitto, redis-server, chromium, prometheus, .venv)" >&2
+echo "bootstrap: ok (mosquitto, redis-server, chromium, prometheus, node, npm, .venv)" >&2

@@ -1,4 +1,4 @@
-"""``floorwalker bench live --quick`` end to end: real Mosquitto, Redis, runner, echo floor."""
+"""``floorwalker bench live --quick`` end to end: real Mosquitto (authenticated), Redis, runner."""
 
 from __future__ import annotations
 
@@ -8,42 +8,46 @@ import orjson
 import pytest
 
 from floorwalker.simulators.bench.live import main
+from floorwalker.simulators.bench.live_report import format_report
 
 pytestmark = pytest.mark.integration
 
 
-def test_quick_live_bench_writes_complete_json(tmp_path: Path) -> None:
+def test_quick_live_bench_reports_every_target(tmp_path: Path) -> None:
     out = tmp_path / "live.json"
-    assert main(["--quick", "--step-seconds", "2", "--json", str(out)]) == 0
+    plots = tmp_path / "plots"
+    assert main(["--quick", "--step-seconds", "1", "--json", str(out), "--plots", str(plots)]) == 0
     r = orjson.loads(out.read_bytes())
-    assert {"bench", "settings", "machine", "setup", "floor", "engine", "summary"} <= set(r)
-    assert {"floor_max_rate", "engine_max_rate", "ratios", "targets"} <= set(r["summary"])
-    assert len(r["floor"]) == 2
-    assert len(r["engine"]) == 2
-    for target in ("floor", "engine"):
-        for step in r[target]:
-            assert step["generator"]["sent"] > 0
-            assert step["processed"] > 0
-            assert step["achieved_rate"] > 0
-            assert step["lost"] == 0
-            lat = step["latency_ms"]
-            assert lat["n"] > 0
-            for key in ("p50_ms", "p99_ms", "p999_ms"):
-                assert isinstance(lat[key], float)
-                assert lat[key] > 0
-            assert step["cpu_pct"]["generator"] >= 0
-    low = r["floor"][0]
-    assert low["replies"]["expected"] == low["replies"]["received"] > 0
-    for step in r["engine"]:
-        actions = step["actions"]
-        assert actions["received"]["offers"] == actions["expected"]["offers"] > 0
-        assert actions["received"]["alerts"] == actions["expected"]["alerts"] > 0
-        assert actions["received"]["escalations"] == actions["expected"]["escalations"]
-        assert actions["duplicates"] == 0
-        assert step["deadletters"] == {}
-        assert step["rss_mb"] > 0
-        timer = step["timer_lateness_ms"]
-        assert timer["n"] > 0
-        assert timer["p50_ms"] > 0
-        assert timer["p99_ms"] > 0
-    assert set(r["summary"]["targets"]) >= {"throughput", "timer_lateness_p99"}
+    assert {"bench", "settings", "machine", "code", "setup", "calibration", "targets"} <= set(r)
+    assert [c["series"] for c in r["calibration"]] == ["single", "batch20"]
+    for row in r["calibration"]:
+        assert row["offered_rate"] == 2 * row["top_rate_tested"]
+        assert row["generator"]["sent"] > 0
+        assert isinstance(row["sustained"], bool)
+    assert set(r["targets"]) == {"floor", "floorwalker"}
+    for name, steps in r["targets"].items():
+        assert {(s["series"], s["offered_rate"]) for s in steps} >= {
+            ("single", 1000),
+            ("batch20", 2000),
+        }, name
+        for s in steps:
+            assert s["generator"]["events"] > 0
+            assert s["processed"] > 0
+            assert s["probe"]["presses"] > 0
+            assert s["alerts"]["step1"] > 0
+            assert s["alerts"]["duplicates"] == 0
+            assert s["latency_ms"]["n"] == s["alerts"]["step1"]
+            assert isinstance(s["kept_up"], bool)
+            assert s["cpu_pct"]["generator"] >= 0
+    for s in r["targets"]["floorwalker"]:
+        assert s["alerts"]["step2"] > 0  # escalations: the timers
+        assert s["escalation_lateness_ms"]["n"] == s["alerts"]["step2"]
+        assert s["deadletters"] == {}
+    assert any(s["alerts"]["offers"] > 0 for s in r["targets"]["floorwalker"])  # dwell timers
+    verdicts = r["summary"]["verdicts"]
+    assert {"instrument", "throughput", "latency_at_1000"} <= set(verdicts)
+    assert all(isinstance(v["met"], bool) for v in verdicts.values())
+    text = format_report(r)
+    for name in verdicts:
+        assert f"{name}: " in text
+    assert sorted(p.name for p in plots.iterdir()) == ["live-batch20.png", "live-single.png"]
