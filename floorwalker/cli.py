@@ -250,6 +250,11 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--redis-prefix", help="Redis key prefix (default fw:)")
     run.add_argument("--lateness", dest="lateness_s", type=_duration, help="reorder window")
     run.add_argument(
+        "--network-loop",
+        choices=["core", "thread"],
+        help="who drives the MQTT socket: the core thread (default) or paho's own thread",
+    )
+    run.add_argument(
         "--outbox-dir",
         type=Path,
         help="the durable outbox's directory (FLOORWALKER_OUTBOX_DIR,"

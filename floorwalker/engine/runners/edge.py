@@ -1,11 +1,14 @@
 """The live edge runner: one process, one broker, one Redis, the engine in between.
 
-Threads: paho's network thread fills the inbox; one *core thread* (the caller of
-:meth:`EdgeRunner.run`) owns the engine, the decoder and every publish: it
-waits on the inbox no longer than until the next timer is due, advances the
-engine clock to the wall clock, decodes, ingests, publishes what the engine
-decided and then acknowledges the message. The engine is single-threaded by
-construction; nothing else touches it.
+One *core thread* (the caller of :meth:`EdgeRunner.run`) owns the engine, the
+decoder and every publish: it waits for the broker no longer than until the
+next timer is due, advances the engine clock to the wall clock, decodes,
+ingests, publishes what the engine decided and then acknowledges the message.
+With ``network_loop = "core"`` (the default) that wait is a ``select`` on the
+MQTT socket itself (:class:`~floorwalker.engine.runners.mqtt.CoreLoopLink`:
+no network thread, no hand-off); with ``"thread"`` paho's network thread
+fills the inbox and the core thread waits on it. The engine is
+single-threaded by construction; nothing else touches it.
 
 Intake, message by message (the accounting is exact: every message the broker
 delivers ends in exactly one of three outcomes, each counted in
@@ -60,7 +63,7 @@ from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.engine.runners.inbox import Inbox
 from floorwalker.engine.runners.metrics import OUTCOMES, Metrics
-from floorwalker.engine.runners.mqtt import Inbound, LinkSettings, MqttLink
+from floorwalker.engine.runners.mqtt import CoreLoopLink, Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.outbox import Outbox, default_directory
 from floorwalker.engine.runners.settings import EdgeSettings
 from floorwalker.engine.runners.step import DeadLetter, Step, WallClock
@@ -219,7 +222,10 @@ class EdgeRunner:
             self._stack.callback(self.budgets.start().stop)
         self._watch = _FileWatch(s.registries, s.rules)
         link = LinkSettings.to(s.broker, s.client_id, inbound_filters(prefix=s.prefix))
-        self.link = MqttLink(link, self.inbox, outbox=self.outbox)
+        self.core_link = (
+            CoreLoopLink(link, self.inbox, outbox=self.outbox) if s.network_loop == "core" else None
+        )
+        self.link = self.core_link or MqttLink(link, self.inbox, outbox=self.outbox)
         if s.metrics_port is not None:
             server = self.metrics.serve(s.metrics_port)
             self._stack.callback(server.close)
@@ -237,6 +243,7 @@ class EdgeRunner:
             self._publish(unsent, time.time(), timer=True)
             self._resent += len(unsent)
             log.info("outbox: publishing %d journalled page(s) it never had", len(unsent))
+        self.link.flush()
 
     def _load_journal(self, journal: AlertJournal) -> list[dict[str, Any]]:
         load = getattr(journal, "load", None)
@@ -380,6 +387,7 @@ class EdgeRunner:
                 checkpoint.tick(engine)  # serializes here; a writer thread talks to Redis
             if floor is not None:
                 floor.tick(engine, mono)  # a frozen picture for the web thread, <= 2x/s
+            self.link.flush()  # whatever this wake-up queued and did not write yet
 
     def _erasures(self, engine: Engine) -> None:
         while not self._erase.empty():
@@ -394,12 +402,22 @@ class EdgeRunner:
         timeout = IDLE_WAIT_S
         if due is not None:
             timeout = min(timeout, max(0.0, due + self.settings.lateness_s - time.time()))
+        if self.core_link is not None:  # the socket and the next timer in one wait
+            if self.inbox.qsize() == 0:
+                self.core_link.poll(timeout)
+            return self._take()
         try:
             return self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
         except queue.Empty:
             return None
 
     def _next_nowait(self) -> Inbound | None:
+        if self.core_link is not None and self.inbox.qsize() == 0:
+            self.core_link.flush()  # acks out first: the broker sends no more than its window
+            self.core_link.poll(0.0)
+        return self._take()
+
+    def _take(self) -> Inbound | None:
         try:
             return self.inbox.get_nowait()
         except queue.Empty:
@@ -473,6 +491,8 @@ class EdgeRunner:
                 store = action.store
                 self.metrics.decision_latency("device", max(0.0, sent - device_ts), store=store)
                 self.metrics.decision_latency("arrival", max(0.0, sent - arrival), store=store)
+        if actions:
+            self.link.flush()  # an action goes out now, not at the end of the wake-up
 
     def _deadletter(self, letter: DeadLetter) -> None:
         self._letters += 1

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -177,6 +177,10 @@ class EdgeSettings(BaseSettings):
     device_silence_s: float = Field(default=300.0, gt=0)
     snapshot_every_s: float = Field(default=1.0, ge=0)
     """Seconds between writes of changed stores' state to Redis; 0 disables."""
+    network_loop: Literal["core", "thread"] = "core"
+    """``core``: the core thread drives the MQTT socket itself (no network thread, acks and
+    actions written by the core thread); ``thread``: paho's network thread hands messages
+    over through the inbox (the earlier design, kept to compare: ``bench live``)."""
     http_port: int | None = Field(default=None, ge=0, le=65535)
     """Serve the live floor page on this port (0: a free one); None: no page."""
     http_host: str = "127.0.0.1"

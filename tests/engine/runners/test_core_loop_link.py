@@ -16,6 +16,7 @@ from floorwalker.devices.broker_config import ANY_PREFIX, TESTER_USER, write_bro
 from floorwalker.devices.registry import load_registry
 from floorwalker.devices.topics import alert_topic, bell_topic, subscription_filter
 from floorwalker.engine.runners.broker import BrokerAddress
+from floorwalker.engine.runners.inbox import Inbox
 from floorwalker.engine.runners.mqtt import CoreLoopLink, Inbound, LinkSettings, MqttClient
 from tests.engine.conftest import STORE
 
@@ -144,5 +145,42 @@ def test_reconnects_after_the_broker_restarts(
             device.publish(bell_topic("s001", "bell-1", prefix=unique_prefix), b"after")
             assert _drive(link, lambda: inbox.qsize() >= 1)  # subscribed again
         assert _drain(inbox)[0].payload == b"after"
+    finally:
+        link.stop()
+
+
+def test_a_full_inbox_holds_messages_in_order_and_reads_no_more(
+    tester: BrokerAddress, unique_prefix: str
+) -> None:
+    inbox: Inbox[Inbound] = Inbox(2, 1 << 20, size=Inbound.size)
+    subs = (subscription_filter("bell", prefix=unique_prefix),)
+    link = CoreLoopLink(LinkSettings.to(tester, f"{unique_prefix}-core", subs), inbox)
+    link.start()
+    try:
+        with MqttClient(f"{unique_prefix}-dev", tester) as device:
+            for k in range(15):
+                device.publish(bell_topic("s001", "bell-1", prefix=unique_prefix), b"%d" % k)
+            # Publishes of our own awaiting PUBACK make paho read several packets per
+            # loop_read: several messages may find the inbox full at once.
+            for k in range(5):
+                link.publish(alert_topic("s001", "band-1", prefix=unique_prefix), b"%d" % k)
+            held_most = 0
+            got: list[bytes] = []
+
+            def slowly() -> bool:
+                # Take one message per wake-up: the rest waits, held or in the broker.
+                if inbox.qsize():
+                    item = inbox.get_nowait()
+                    got.append(item.payload)
+                    link.ack(item)
+                assert inbox.qsize() <= 2
+                nonlocal held_most
+                held_most = max(held_most, len(link._held))
+                return len(got) >= 15
+
+            assert _drive(link, slowly)
+        assert got == [b"%d" % k for k in range(15)]
+        assert link.dropped == 0
+        assert held_most >= 1  # the inbox was full and the link held, not dropped
     finally:
         link.stop()

@@ -33,6 +33,9 @@ class FakeLink:
     def ack(self, item: Inbound) -> None:
         self.acked.append(item.mid)
 
+    def flush(self) -> None:
+        """The core-thread link writes here; nothing to write for a fake."""
+
 
 class FakeHistory:
     def __init__(self) -> None:
