@@ -19,6 +19,8 @@ from floorwalker.rules.durations import parse_duration
 if TYPE_CHECKING:
     from floorwalker.engine.core.actions import Decision
     from floorwalker.engine.runners.broker import BrokerAddress
+    from floorwalker.engine.runners.cluster.shards import Shards
+    from floorwalker.engine.runners.floorfeed import FloorFeed
     from floorwalker.engine.runners.replay import (
         Capture,
         Replay,
@@ -365,6 +367,10 @@ def _add_worker(sub: Any) -> None:
     worker.add_argument(
         "--fetch-wait", type=_duration, default=0.02, help="broker fetch wait (default 20ms)"
     )
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: free)"
+    )
+    _add_floor_page(worker)
     worker.set_defaults(func=_cmd_worker)
 
 
@@ -378,7 +384,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from floorwalker.engine.core.settings import EngineSettings
     from floorwalker.engine.runners.cluster.shards import Shards
     from floorwalker.engine.runners.cluster.worker import WorkerSettings, run_worker
+    from floorwalker.engine.runners.floorfeed import FloorFeed
+    from floorwalker.engine.runners.metrics import Metrics
     from floorwalker.rules.loader import load_rules_for
+
+    if args.http_port is not None:
+        _require("web", "worker --http-port")
 
     regs = load_registries(args.registry)
     rules = load_rules_for(args.rules, regs)
@@ -406,6 +417,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         engine_settings=EngineSettings(lateness_s=args.lateness),
         decoder_settings=DecoderSettings(prefix=args.prefix),
         now=time.time if args.clock == "wall" else None,
+        metrics=Metrics() if args.metrics_port is not None or args.http_port is not None else None,
     )
     settings = WorkerSettings(
         kafka=args.kafka,
@@ -425,7 +437,49 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         for close in closers:
             close()
 
-    return run_worker(shards, settings, close_all)
+    with contextlib.ExitStack() as shown:
+        feed = FloorFeed() if args.http_port is not None else None
+        _show_worker(args, shards, feed, shown)
+        return run_worker(shards, settings, close_all, feed)
+
+
+def _show_worker(
+    args: argparse.Namespace,
+    shards: Shards,
+    feed: FloorFeed | None,
+    stack: contextlib.ExitStack[bool | None],
+) -> None:
+    """The worker's /metrics and floor page, each when asked for, until ``stack`` ends."""
+    metrics = shards.metrics
+    if metrics is None:
+        return
+    if args.metrics_port is not None:
+        served = stack.enter_context(metrics.serve(args.metrics_port))
+        print(f"floorwalker worker: metrics on :{served.port}", file=sys.stderr, flush=True)
+    if feed is None:
+        return
+    import os
+
+    from floorwalker.dashboards.web.app import PageSettings
+    from floorwalker.dashboards.web.auth import resolve_token
+    from floorwalker.dashboards.web.server import redis_report, serve
+
+    given = args.http_token or os.environ.get("FLOORWALKER_HTTP_TOKEN") or None
+    token = resolve_token(given, args.http_token_file, args.http_port)
+    rules, regs = shards.rules, shards.registries
+    report = redis_report(args.redis, args.redis_prefix, lambda: (rules, regs))
+    page = PageSettings(report=args.http_report, live_report=report if args.redis else None)
+    server = stack.enter_context(
+        serve(
+            feed,
+            token,
+            host=args.http_host or "127.0.0.1",
+            port=args.http_port,
+            metrics=metrics.registry,
+            settings=page,
+        )
+    )
+    print(f"floorwalker worker: {server.banner()}", file=sys.stderr, flush=True)
 
 
 def _add_bridge(sub: Any) -> None:

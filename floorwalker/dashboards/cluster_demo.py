@@ -12,6 +12,10 @@ SIGTERM, the end of ``--seconds`` or an error (one :class:`contextlib.ExitStack`
 3. once the workers share the partitions: the simulated staff, an action tail
    and the simulated store of ``floorwalker demo`` (its traffic over MQTT).
 
+Each worker serves the live floor page of the stores it holds (``--http-port 0``,
+one token for all of them, generated into ``<workdir>/http-token``); the banner
+gives every page's address and where the token is, never the token.
+
 It prints what runs where (never a password), a status line every few seconds
 and, at the end, what flowed and how every child exited.
 """
@@ -19,6 +23,7 @@ and, at the end, what flowed and how every child exited.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import tempfile
 import time
@@ -36,6 +41,7 @@ from floorwalker.dashboards.demo import (
     simulated_store,
 )
 from floorwalker.dashboards.live import ActionTail
+from floorwalker.dashboards.web.auth import resolve_token
 from floorwalker.devices.broker_config import SIMULATOR_USER, write_broker_config
 from floorwalker.devices.registry import load_registry
 from floorwalker.engine.runners.broker import BrokerAddress
@@ -45,6 +51,9 @@ from floorwalker.engine.stores.redis_profiles import import_profiles
 from floorwalker.errors import ServiceError
 from floorwalker.simulators.live_devices import StaffSettings, StaffSimulator, TrafficPlayer
 from floorwalker.simulators.traffic import DEMO_PROFILES, DEMO_REGISTRY, load_layout
+
+PAGE_LINE = re.compile(r"floor page (http://\S+/)")
+PAGE_WAIT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,10 @@ class ClusterDemoResult:
     pids: tuple[int, ...]
     """Every process the demo started (servers and children), all gone by now."""
     interrupted: bool
+    pages: dict[str, str] = field(default_factory=dict)
+    """Worker -> the address of its floor page (gone by now)."""
+    token_file: Path | None = None
+    """Where the pages' token was (``<workdir>/http-token``)."""
 
 
 def run_cluster_demo(
@@ -106,6 +119,8 @@ def run_cluster_demo(
             exit_codes=exit_codes,
             pids=running.pids,
             interrupted=interrupted,
+            pages=running.pages,
+            token_file=running.token_file,
         )
     out.write(_summary(result))
     out.flush()
@@ -119,6 +134,8 @@ class _Running:
     staff: StaffSimulator
     player: TrafficPlayer
     pids: tuple[int, ...]
+    pages: dict[str, str]
+    token_file: Path
 
     def stop_all(self) -> dict[str, int | None]:
         """Traffic first, then the children (SIGTERM: final checkpoints); their exit codes."""
@@ -162,8 +179,15 @@ def _started(s: ClusterDemoSettings, workdir: Path, out: TextIO) -> Iterator[_Ru
             cluster.bridge_argv(plain.with_identity(engine.username, engine.password), "fw-bridge"),
             workdir / "bridge.log",
         )
+        token_file = workdir / "http-token"
+        resolve_token(None, token_file, 0)  # made once here: every worker reads the same
+        page_args = ("--http-port", "0", "--http-token-file", str(token_file))
         workers = [
-            Child(f"worker-{i}", cluster.worker_argv(f"worker-{i}"), workdir / f"worker-{i}.log")
+            Child(
+                f"worker-{i}",
+                cluster.worker_argv(f"worker-{i}", extra=page_args),
+                workdir / f"worker-{i}.log",
+            )
             for i in range(s.workers)
         ]
         started: list[Child] = []
@@ -176,11 +200,13 @@ def _started(s: ClusterDemoSettings, workdir: Path, out: TextIO) -> Iterator[_Ru
         for child in [bridge, *workers]:
             started.append(child.start())
         owned = wait_shared(workers, s.partitions, timeout_s=120)
+        pages = {w.name: _page_of(w) for w in workers}
         devices = plain.with_identity(sim.username, sim.password)
         tail = ActionTail(devices, prefix=s.prefix, client_id="fw-cluster-demo-tail").start()
         stack.callback(tail.stop)
         staff, player = simulated_store(stack, s, load_layout(registry), devices)
         _print_where(out, s, broker, redis, kafka, started, owned, profiles, workdir)
+        _print_pages(out, pages, token_file)
         player.start()
         yield _Running(
             started,
@@ -188,7 +214,34 @@ def _started(s: ClusterDemoSettings, workdir: Path, out: TextIO) -> Iterator[_Ru
             staff,
             player,
             (broker.pid, redis.pid, *(child.pid for child in started)),
+            pages,
+            token_file,
         )
+
+
+def _page_of(worker: Child) -> str:
+    """The floor page address the worker printed at start."""
+    deadline = time.monotonic() + PAGE_WAIT_S
+    while True:
+        found = PAGE_LINE.search(worker.text())
+        if found:
+            return found[1]
+        if not worker.alive or time.monotonic() > deadline:
+            raise ServiceError(f"{worker.name} did not start its floor page:\n{worker.tail()}")
+        time.sleep(0.05)
+
+
+def _print_pages(out: TextIO, pages: dict[str, str], token_file: Path) -> None:
+    lines = [
+        f"  page     {url}   (the floor page of {name}'s stores)" for name, url in pages.items()
+    ]
+    first = next(iter(pages.values()))
+    lines += [
+        f"           token in {token_file}: open {first}?token=$(cat {token_file})",
+        "",
+    ]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _print_where(

@@ -20,7 +20,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +29,11 @@ from prometheus_client import CollectorRegistry
 
 from floorwalker.dashboards.web.app import FloorApp, PageSettings
 from floorwalker.dashboards.web.auth import PageToken, resolve_token
+from floorwalker.devices.registry import Registry
 from floorwalker.engine.runners.edge import EdgeRunner
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.errors import ConfigError, ServiceError
+from floorwalker.rules.model import RuleSet
 
 log = logging.getLogger("floorwalker.floorpage")
 
@@ -144,16 +146,27 @@ def _live_report(runner: EdgeRunner) -> Callable[[], str] | None:
     s = runner.settings
     if s.redis is None:
         return None
-    url, prefix = s.redis, s.redis_prefix
 
-    def build() -> str:
-        from floorwalker.dashboards.report import LiveReport  # noqa: PLC0415 - only when asked
-
+    def current() -> tuple[RuleSet, Mapping[str, Registry]]:
         # Attribute reads only: a reload swaps these objects, it never changes one.
         engine = runner.engine
         if engine is None:
             raise RuntimeError("the runner has not started yet")
-        rules, registries = engine.compiled.ruleset, runner.registries
+        return engine.compiled.ruleset, runner.registries
+
+    return redis_report(s.redis, s.redis_prefix, current)
+
+
+def redis_report(
+    url: str, prefix: str, current: Callable[[], tuple[RuleSet, Mapping[str, Registry]]]
+) -> Callable[[], str]:
+    """A builder of today's report from the Redis record at ``url`` (the floor page's
+    ``/report``), under the rules and registries ``current`` gives at that moment."""
+
+    def build() -> str:
+        from floorwalker.dashboards.report import LiveReport  # noqa: PLC0415 - only when asked
+
+        rules, registries = current()
         return LiveReport(url, rules, registries, prefix=prefix).html()
 
     return build

@@ -84,8 +84,12 @@ class FloorFeed:
 
     def publish(self, engine: Engine) -> FloorSnapshot:
         """Core thread only: build a snapshot now and make it the latest."""
+        return self.publish_floors(floor_view(engine))
+
+    def publish_floors(self, stores: Mapping[str, StoreFloor]) -> FloorSnapshot:
+        """Make these store pictures the latest (a runner with an engine per store,
+        such as a cluster worker, builds them itself)."""
         now = self._clock()
-        stores = floor_view(engine)
         today = {sid: self._today(floor, now) for sid, floor in stores.items()}
         last = self.latest
         if last is None or last.stores != stores or last.today != today:

@@ -50,10 +50,12 @@ from floorwalker.devices.registry import Registry
 from floorwalker.devices.topics import store_of
 from floorwalker.engine.core.actions import Action, wire_payload
 from floorwalker.engine.core.engine import Engine
+from floorwalker.engine.core.floor import StoreFloor, floor_view
 from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook, ProfileSource
 from floorwalker.engine.core.settings import EngineSettings
 from floorwalker.engine.runners.cluster.names import UNKNOWN_STORE, action_record
+from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.step import (
     Clock,
     DeadLetter,
@@ -128,6 +130,7 @@ class Shards:
         decoder_settings: DecoderSettings | None = None,
         on_error: ErrorPolicy = log_and_continue,
         now: Now | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.rules = rules
         self.registries = dict(registries)
@@ -143,6 +146,8 @@ class Shards:
         self.on_error = on_error
         self.now = now
         """The wall clock (``--clock wall``), or None for event time."""
+        self.metrics = metrics
+        """Dead letters always; decision latency and timer lateness with the wall clock."""
         self.decoder = Decoder(self.registries, self.decoder_settings)
         self._units: dict[str, _Unit] = {}
         self._catching: dict[int, int] = {}
@@ -168,6 +173,19 @@ class Shards:
     def engine(self, store: str) -> Engine | None:
         unit = self._units.get(store)
         return None if unit is None else unit.step.engine
+
+    def floors(self) -> dict[str, StoreFloor]:
+        """The floor picture of every store held now, each as of its own engine's clock."""
+        out: dict[str, StoreFloor] = {}
+        for store in sorted(self._units):
+            out.update(floor_view(self._units[store].step.engine))
+        return out
+
+    def sync_metrics(self) -> None:
+        """Bring :attr:`metrics` up to date with every held store's counters and gauges."""
+        if self.metrics is not None:
+            for unit in self._units.values():
+                self.metrics.sync(unit.step.engine)
 
     def catching_up(self, store: str) -> bool:
         unit = self._units.get(store)
@@ -354,14 +372,29 @@ class Shards:
         out, self._out = self._out, []
         return out
 
-    def _actions(self, actions: list[Action], _cause: Event | None, _at: float, store: str) -> None:
+    def _actions(self, actions: list[Action], cause: Event | None, at: float, store: str) -> None:
+        if self.metrics is not None and self.now is not None:
+            self._measure(actions, cause, at, self.now())
         prefix, regs = self.prefix, self.registries
         self._out.extend(
             (store, action_record(a.ts, a.topic(prefix), wire_payload(a, _tz(regs, a.store))))
             for a in actions
         )
 
+    def _measure(self, actions: list[Action], cause: Event | None, at: float, now: float) -> None:
+        """As the edge runner measures, but to the hand-off to the producer (the bridge
+        publishes after the actions topic's round trip)."""
+        assert self.metrics is not None
+        for action in actions:
+            if cause is None:  # fired by a timer: late by how much past its due time
+                self.metrics.timer_lateness(max(0.0, now - action.ts), store=action.store)
+            else:
+                self.metrics.decision_latency("device", now - cause.ts, store=action.store)
+                self.metrics.decision_latency("arrival", now - at, store=action.store)
+
     def _dead(self, letter: DeadLetter, store: str) -> None:
+        if self.metrics is not None:
+            self.metrics.deadletter(letter.reason, store=letter.store)
         self._out.append((store, action_record(letter.at, letter.topic, letter.payload())))
 
 

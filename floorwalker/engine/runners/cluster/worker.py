@@ -66,6 +66,7 @@ from floorwalker.engine.runners.cluster.names import (
     header,
 )
 from floorwalker.engine.runners.cluster.shards import Record, Shards
+from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.errors import ConfigError
 
 log = logging.getLogger("floorwalker.worker")
@@ -214,8 +215,11 @@ class WorkerCore:
         settings: WorkerSettings,
         app: _App,
         on_stop: Callable[[], None] | None = None,
+        feed: FloorFeed | None = None,
     ) -> None:
         self.shards = shards
+        self.feed = feed
+        """The floor page's pictures of the stores held here, if a page is served."""
         self.on_stop = on_stop
         """Run in the core thread after the final checkpoint (close Redis clients)."""
         self.settings = settings
@@ -332,6 +336,21 @@ class WorkerCore:
         if self.on_stop is not None:
             await self.core(self.on_stop)
 
+    # ------------------------------------------------------------------ what people see
+
+    async def observe(self) -> None:
+        """The floor page's picture and the metrics, from the core thread, twice a second."""
+        every = self.feed.interval_s if self.feed is not None else 1.0
+        while not self.stopping:
+            await asyncio.sleep(every)
+            async with self.lock:
+                await self.core(self._observe)
+
+    def _observe(self) -> None:
+        self.shards.sync_metrics()
+        if self.feed is not None:
+            self.feed.publish_floors(self.shards.floors())
+
     # ------------------------------------------------------------------ timers
 
     async def timers(self) -> None:
@@ -405,13 +424,18 @@ class WorkerCore:
 
 
 def build_app(
-    shards: Shards, settings: WorkerSettings, on_stop: Callable[[], None] | None = None
+    shards: Shards,
+    settings: WorkerSettings,
+    on_stop: Callable[[], None] | None = None,
+    feed: FloorFeed | None = None,
 ) -> faust.App:
     """The faust app: the events agent, the state table, checkpoints and timers (not started)."""
     app = faust_app(settings)
-    worker = WorkerCore(shards, settings, app, on_stop)
+    worker = WorkerCore(shards, settings, app, on_stop, feed)
     app.agent(worker.events, name="floorwalker.events")(worker.process)
     app.task(worker.checkpoints)
+    if feed is not None or shards.metrics is not None:
+        app.task(worker.observe)
     if shards.wall:
         app.task(worker.timers)
     worker.table.on_recover(worker.recovered)
@@ -434,9 +458,13 @@ def build_app(
 
 
 def run_worker(
-    shards: Shards, settings: WorkerSettings, on_stop: Callable[[], None] | None = None
+    shards: Shards,
+    settings: WorkerSettings,
+    on_stop: Callable[[], None] | None = None,
+    feed: FloorFeed | None = None,
 ) -> int:
-    """Run a worker until SIGINT/SIGTERM; ``on_stop`` after its final checkpoint."""
+    """Run a worker until SIGINT/SIGTERM; ``on_stop`` after its final checkpoint; ``feed``
+    gets the floor pictures of the stores it holds."""
     # The events topic with its partition count before faust would auto-create it
     # with the broker's default (the state table's changelog follows it).
     names = [events_topic(settings.prefix), actions_topic(settings.prefix)]
@@ -445,7 +473,7 @@ def run_worker(
         loop.run_until_complete(ensure_topics(settings.kafka, names, settings.partitions))
     finally:
         loop.close()
-    app = build_app(shards, settings, on_stop)
+    app = build_app(shards, settings, on_stop, feed)
     worker = Worker(app, loglevel=settings.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0  # pragma: no cover (execute_from_commandline exits)

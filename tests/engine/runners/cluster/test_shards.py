@@ -13,6 +13,7 @@ from floorwalker.engine.core.guards import InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.engine.core.testing import T0
 from floorwalker.engine.runners.cluster.shards import Record, Shards, unpack_state
+from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.replay import CaptureLine, Replay, ReplaySettings, read_capture
 from floorwalker.engine.runners.step import reraise
 from floorwalker.errors import StateError
@@ -152,9 +153,7 @@ class FakeClock:
 
 
 def _store_shards(tmp_path: Path, clock: FakeClock, guards: InMemoryGuardStore) -> Shards:
-    registry = tmp_path / "store.yaml"
-    registry.write_text(yaml.safe_dump(STORE, sort_keys=False), encoding="utf-8")
-    regs = load_registries([registry])
+    regs = load_registries([_registry_file(tmp_path)])
     return Shards(
         load_rules_for(CATALOG, regs),
         regs,
@@ -226,3 +225,54 @@ def test_a_restored_store_catches_up_on_event_time_before_the_wall_clock(tmp_pat
     out.extend(second.fire_due(clock.t))
     offers = [orjson.loads(v) for v in _values(out) if b"/offer" in v]
     assert [(o["payload"]["rule"], o["at"]) for o in offers] == [("chilled-dwell-bogo", T0 + 10)]
+
+
+# --------------------------------------------------------------------------- what people see
+
+
+def test_the_floor_picture_and_metrics_of_the_held_stores(tmp_path: Path) -> None:
+    """What a worker's floor page and /metrics show: the store it holds, its open alert,
+    the page's decision latency and a timer's lateness, a dead letter."""
+    clock = FakeClock(T0)
+    regs = load_registries([_registry_file(tmp_path)])
+    metrics = Metrics()
+    shards = Shards(
+        load_rules_for(CATALOG, regs),
+        regs,
+        profiles=ProfileBook({p.shopper: p for p in PROFILES}),
+        on_error=reraise,
+        now=clock,
+        metrics=metrics,
+    )
+    assert shards.floors() == {}
+    for i in range(3):
+        clock.t = T0 + i
+        shards.handle(*_sighting("band-07", "b-dairy", clock.t, staff=True), i, 0)
+    clock.t = T0 + 3.25  # the press arrived 0.25 s after its ts
+    shards.handle(*_bell(T0 + 3), 3, 0)
+    shards.handle("fw/s001/bell/bell-dairy", b"{not json", 4, 0)
+    clock.t = T0 + 33.5
+    shards.fire_due(clock.t)
+    shards.sync_metrics()
+
+    floors = shards.floors()
+    assert list(floors) == ["s001"]
+    (alert,) = floors["s001"].alerts
+    assert (alert.zone, alert.step, alert.state) == ("dairy-chilled", 2, "open")
+    assert alert.paged[0] == "band-07"
+
+    def value(name: str, **labels: str) -> float:
+        got = metrics.registry.get_sample_value(name, {"store": "s001", **labels})
+        assert got is not None, name
+        return got
+
+    assert value("floorwalker_deadletters_total", reason="malformed_json") == 1
+    assert value("floorwalker_decision_latency_seconds_sum", path="device") == pytest.approx(0.25)
+    assert value("floorwalker_timer_lateness_seconds_sum") == pytest.approx(0.5)
+    assert value("floorwalker_alerts_open") == 1
+
+
+def _registry_file(tmp_path: Path) -> Path:
+    registry = tmp_path / "store.yaml"
+    registry.write_text(yaml.safe_dump(STORE, sort_keys=False), encoding="utf-8")
+    return registry
