@@ -62,6 +62,7 @@ from floorwalker.engine.runners.budgets import BudgetWatch
 from floorwalker.engine.runners.checkpoint import Checkpointer
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.engine.runners.inbox import Inbox
+from floorwalker.engine.runners.memory import MemoryRelease
 from floorwalker.engine.runners.metrics import OUTCOMES, Metrics
 from floorwalker.engine.runners.mqtt import CoreLoopLink, Inbound, LinkSettings, MqttLink
 from floorwalker.engine.runners.outbox import Outbox, default_directory
@@ -142,6 +143,8 @@ class EdgeRunner:
             settings.queue_size, settings.inbox_bytes, size=Inbound.size
         )
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.memory = MemoryRelease()
+        """Gives the heap back to the system once a backlog is over."""
         """Messages taken from the inbox, by outcome (processed, deadlettered, shed)."""
         self._letters = 0
         self._shed_after = settings.shed_sightings_after_s
@@ -383,6 +386,8 @@ class EdgeRunner:
             if mono >= next_sync:
                 next_sync = mono + 1.0
                 self._sync_metrics(engine)
+                pressure = self.inbox.waits + self.outcomes["shed"]
+                self.memory.tick(mono, pressure, self.inbox.qsize())
             if checkpoint is not None:
                 checkpoint.tick(engine)  # serializes here; a writer thread talks to Redis
             if floor is not None:
