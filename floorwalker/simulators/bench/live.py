@@ -766,7 +766,7 @@ def _setup_json(cfg: LiveSettings, inflight: int) -> dict[str, Any]:
             "processes": cfg.generators,
             "qos": cfg.qos,
             "window": cfg.window,
-            "kind": "raw socket, pre-encoded PUBLISH frames (bench/mqtt_frames.py)",
+            "kind": "raw socket, pre-encoded PUBLISH frames (simulators/mqtt_frames.py)",
         },
         "workload": {
             "background_shoppers": live_load.SHOPPERS,

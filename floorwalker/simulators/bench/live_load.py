@@ -33,7 +33,7 @@ import orjson
 
 from floorwalker.devices.topics import beacon_topic
 from floorwalker.errors import ServiceError
-from floorwalker.simulators.bench import mqtt_frames as mf
+from floorwalker.simulators import mqtt_frames as mf
 
 STORE: Final = "s001"
 SHOPPERS: Final = 3000

@@ -22,41 +22,19 @@ from dataclasses import dataclass
 from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.errors import ServiceError
 from floorwalker.services import require_loopback
+from floorwalker.simulators import mqtt_frames as mf
 
 Make = Callable[[int, float], tuple[str, bytes]]
 """``make(n, now) -> (topic, payload)``: the ``n``-th message, built at ``now``."""
 
 
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    return len(raw).to_bytes(2, "big") + raw
-
-
 def connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
-    flags = 0x02  # clean session
-    payload = _text(client_id)
-    if username is not None:
-        flags |= 0x80
-        payload += _text(username)
-    if password is not None:
-        flags |= 0x40
-        payload += _text(password)
-    body = _text("MQTT") + bytes([4, flags]) + (0).to_bytes(2, "big") + payload  # keepalive off
-    return b"\x10" + _length(len(body)) + body
+    """CONNECT with a clean session and keepalive off (this publisher reads only PUBACKs)."""
+    return mf.connect(client_id, username=username, password=password, keepalive_s=0)
 
 
 def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
-    body = _text(topic) + mid.to_bytes(2, "big") + payload
-    return b"\x32" + _length(len(body)) + body
+    return mf.publish(topic, payload, qos=1, packet_id=mid)
 
 
 @dataclass(frozen=True, slots=True)

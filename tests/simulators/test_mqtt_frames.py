@@ -12,8 +12,8 @@ from floorwalker.devices.topics import beacon_topic
 from floorwalker.engine.runners.broker import BrokerAddress
 from floorwalker.engine.runners.mqtt import MqttClient
 from floorwalker.errors import FloorwalkerError
+from floorwalker.simulators import mqtt_frames as mf
 from floorwalker.simulators.bench import live_load
-from floorwalker.simulators.bench import mqtt_frames as mf
 
 
 def test_connect_with_credentials_is_mqtt_311() -> None:
