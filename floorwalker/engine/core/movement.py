@@ -17,7 +17,7 @@ from floorwalker.engine.core.profiles import ProfileSource
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.triggers import Triggers
 
-DWELL_POLL_S = 1.0
+DWELL_POLL_S = 0.25
 """A dwell due while the shopper is unseen is looked at again this much later."""
 
 

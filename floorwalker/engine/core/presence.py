@@ -60,7 +60,7 @@ class PresenceSettings:
     min_rssi: int = -95
     candidate_gap_s: float = 4.0
     leave_after_s: float = 10.0
-    dwell_grace_s: float = 1.5
+    dwell_grace_s: float = 1.0
     """A dwell only fires if the subject was seen in the zone this recently (else it is
     checked again each second until they are seen or gone). `bench accuracy` chose it:
     at 4 s a shopper who just left still earned the dwell (precision 0.93 at 6 dB
@@ -217,7 +217,11 @@ class PresenceTracker:
             # sighting", so stale evidence is dropped rather than rewinding it.
             return NO_CHANGES
         gap, old = ts - seen, st.interval
+        start = None
         if old is None or not 0.7 * old <= gap <= 1.45 * old:  # on cadence: nothing to learn
+            if old is not None and gap > 2.0 * old:
+                # A report went missing: it may have been the first one from here.
+                start = ts - old
             self._learn(st, gap)
         st.seen = ts
         st.last_zone = zone
@@ -238,9 +242,14 @@ class PresenceTracker:
             if cand is not None:
                 cand.score -= self._weight(st, subject) if (st.interval or self.hints) else 1.0
                 if cand.score <= 0:
-                    st.cand = None
+                    if ts - cand.last <= 1.5 * self._interval(st, subject):
+                        # "A B A B": the A in between may be the stray, so the run
+                        # for B survives it, at no points (two A's in a row end it).
+                        cand.score = 0.0
+                    else:
+                        st.cand = None
             return NO_CHANGES
-        return self._candidate(st, subject, zone, ts, rssi)
+        return self._candidate(st, subject, zone, ts, rssi, start)
 
     def _weight(self, st: Presence, subject: str) -> float:
         """What one sighting is worth: more for a device that reports seldom (at most 2x)."""
@@ -249,7 +258,13 @@ class PresenceTracker:
         return 1.0 if interval <= nominal else min(2.0, interval / nominal)
 
     def _candidate(
-        self, st: Presence, subject: str, zone: str, ts: float, rssi: int
+        self,
+        st: Presence,
+        subject: str,
+        zone: str,
+        ts: float,
+        rssi: int,
+        start: float | None = None,
     ) -> tuple[Change, ...]:
         cfg = self.settings
         cand = st.cand
@@ -261,8 +276,10 @@ class PresenceTracker:
             allowed = cfg.candidate_gap_s
         if cand is None:
             cand = st.cand = Candidate(zone, ts)
+            if start is not None:
+                cand.first = start
         elif cand.zone != zone or ts - cand.last > allowed:
-            cand = st.cand = self._next_run(cand, zone, ts, allowed)
+            cand = st.cand = self._next_run(cand, zone, ts, allowed, st.last_seen)
         cand.last = ts
         nominal = cfg.nominal_interval_s
         if interval <= nominal:
@@ -285,7 +302,9 @@ class PresenceTracker:
         return (Change("leave", subject, left, min(left_seen, st.since)), enter)
 
     @staticmethod
-    def _next_run(cand: Candidate | None, zone: str, ts: float, allowed: float) -> Candidate:
+    def _next_run(
+        cand: Candidate | None, zone: str, ts: float, allowed: float, left: float
+    ) -> Candidate:
         """The run a sighting of ``zone`` adds to: an interrupted one resumes ("A A B A" is
         evidence for A from its first A, one point less), else a new one starts."""
         back = cand.prev if cand is not None else None
@@ -297,6 +316,10 @@ class PresenceTracker:
         if cand is not None and cand.zone != zone and ts - cand.last <= allowed:
             cand.prev = None
             new.prev = cand
+            if cand.first >= left:
+                # Nothing of the current zone since that run began: the subject was
+                # on the move from then ("A B C C C" is in C from the B).
+                new.first = cand.first
         return new
 
     def leave_due(self, subject: str) -> float | None:
@@ -339,6 +362,10 @@ class PresenceTracker:
             return False
         # Seen within the grace, or within one report of a device that reports seldom.
         grace = max(self.settings.dwell_grace_s, 1.2 * self._interval(st, subject))
+        cand = st.cand
+        if cand is not None and cand.last > st.last_seen:
+            # Seen elsewhere since: halfway to moving there is not "still here" yet.
+            return cand.score < 0.5 * self.settings.enter_score and due - st.last_seen <= grace
         return due - st.last_seen <= grace
 
     def dwell_alive(self, subject: str, zone: str, since: float) -> bool:
