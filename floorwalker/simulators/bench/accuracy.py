@@ -25,6 +25,11 @@ early or late still counts). Each true dwell matches at most one firing.
 * fire-time error = ``f - (enter + T)`` over matched firings (mean, p50, p95;
   positive = late).
 
+Matched firings at least 1 s late are broken down by cause
+(:func:`late_causes`): fired at a re-check after the due time, or a stay start
+dated late (its first report lost, heard from the old zone or from another
+one, or a run of the zone's own sightings that the engine let lapse).
+
 Unmatched firings are split by cause: ``short`` (the shopper really was in
 that zone around ``f``, but for less than ``T``: a stay just under the
 threshold, still believed when its timer fired), ``duplicate`` (a second
@@ -62,6 +67,7 @@ from typing import Any, TextIO
 import numpy as np
 import orjson
 
+from floorwalker.devices.events import Sighting
 from floorwalker.devices.registry import Registry, Zone
 from floorwalker.engine.core.actions import Alert, Decision
 from floorwalker.engine.core.engine import Engine
@@ -181,9 +187,11 @@ def dwell_rules(
 
 @dataclass
 class _Fires:
-    """Dwell firings by (shopper, zone, threshold): fire times."""
+    """Dwell firings by (shopper, zone, threshold): fire times, and the dwell start used."""
 
     by_key: dict[tuple[str, str, float], list[float]] = field(default_factory=dict)
+    since: dict[tuple[str, str, float, float], float] = field(default_factory=dict)
+    """(shopper, zone, threshold, fire time) -> when the engine dated the stay's start"""
     total: int = 0
 
 
@@ -202,6 +210,10 @@ def _collect_fires(
         zone, t = found
         fires.by_key.setdefault((d.subject, zone, t), []).append(d.ts)
         fires.total += 1
+        # A dwell fires only while the shopper's presence still holds the stay it timed.
+        st = engine.stores[d.store].state.presence.states.get(d.subject)
+        if st is not None:
+            fires.since[(d.subject, zone, t, d.ts)] = st.since
 
     engine = Engine(
         ruleset,
@@ -219,13 +231,19 @@ def _collect_fires(
     return fires, time.perf_counter() - t0
 
 
+Matched = tuple[str, str, float, float, float]
+"""A matched firing: shopper, zone, threshold, fire time, true enter."""
+
+
 def score_dwell(
     truth: Iterable[Truth],
     fires: Mapping[tuple[str, str, float], Sequence[float]],
     thresholds: Sequence[float],
     tolerance_s: float,
+    matched: list[Matched] | None = None,
 ) -> dict[str, Any]:
-    """Precision, recall and fire-time error of dwell firings against the ground truth."""
+    """Precision, recall and fire-time error of dwell firings against the ground truth
+    (every matched firing is also appended to ``matched`` if given)."""
     shoppers = [t for t in truth if not t.staff]
     rows: dict[float, dict[str, Any]] = {}
     all_err: list[float] = []
@@ -239,28 +257,7 @@ def score_dwell(
         err: list[float] = []
         keys = {k for k in ivs_of} | {(s, z) for (s, z, t) in fires if t == thr}
         for key in keys:
-            ivs = ivs_of.get(key, [])
-            qual = [(a, b) for a, b in ivs if b - a >= thr]
-            c["true"] += len(qual)
-            times = sorted(fires.get((key[0], key[1], thr), ()))
-            c["fires"] += len(times)
-            used = [False] * len(qual)
-            for f in times:
-                hit = -1
-                for i, (a, b) in enumerate(qual):
-                    if not used[i] and a + thr - tolerance_s <= f <= b + tolerance_s:
-                        hit = i
-                        break
-                if hit >= 0:
-                    used[hit] = True
-                    c["matched"] += 1
-                    err.append(f - (qual[hit][0] + thr))
-                elif any(a + thr - tolerance_s <= f <= b + tolerance_s for a, b in qual):
-                    c["duplicate"] += 1
-                elif any(a - tolerance_s <= f <= b + tolerance_s for a, b in ivs):
-                    c["short"] += 1
-                else:
-                    c["phantom"] += 1
+            _match_key(key, thr, ivs_of.get(key, []), fires, tolerance_s, c, err, matched)
         for k in totals:
             totals[k] += c[k]
         all_err.extend(err)
@@ -271,6 +268,112 @@ def score_dwell(
         "fire_error_s": _stats(all_err),
         "by_threshold": [{"threshold_s": t, **rows[t]} for t in thresholds],
     }
+
+
+def _match_key(
+    key: tuple[str, str],
+    thr: float,
+    ivs: Sequence[tuple[float, float]],
+    fires: Mapping[tuple[str, str, float], Sequence[float]],
+    tolerance_s: float,
+    c: dict[str, int],
+    err: list[float],
+    matched: list[Matched] | None,
+) -> None:
+    """Match one (shopper, zone)'s firings for ``thr`` to its true dwells (counts into ``c``)."""
+    qual = [(a, b) for a, b in ivs if b - a >= thr]
+    c["true"] += len(qual)
+    times = sorted(fires.get((key[0], key[1], thr), ()))
+    c["fires"] += len(times)
+    used = [False] * len(qual)
+    for f in times:
+        hit = next(
+            (
+                i
+                for i, (a, b) in enumerate(qual)
+                if not used[i] and a + thr - tolerance_s <= f <= b + tolerance_s
+            ),
+            -1,
+        )
+        if hit >= 0:
+            used[hit] = True
+            c["matched"] += 1
+            err.append(f - (qual[hit][0] + thr))
+            if matched is not None:
+                matched.append((key[0], key[1], thr, f, qual[hit][0]))
+        elif any(a + thr - tolerance_s <= f <= b + tolerance_s for a, b in qual):
+            c["duplicate"] += 1
+        elif any(a - tolerance_s <= f <= b + tolerance_s for a, b in ivs):
+            c["short"] += 1
+        else:
+            c["phantom"] += 1
+
+
+LATE_CAUSES = (
+    "recheck",
+    "start_first_lost",
+    "start_first_old_zone",
+    "start_first_other_zone",
+    "start_run_restarted",
+    "other",
+)
+"""Why a matched firing was at least ``TARGET_FIRE_P95_S`` late (see :func:`late_causes`)."""
+
+
+def late_causes(
+    sim: Simulation, fires: _Fires, matched: Sequence[Matched], late_s: float = 1.0
+) -> dict[str, int]:
+    """Break down the matched firings ``late_s`` or more late, by cause.
+
+    With ``since`` the stay start the engine used and ``enter`` the true one:
+
+    * ``recheck``: fired after its due time ``since + T`` (the shopper was not
+      seen within the grace then; it fired at a later re-check);
+    * otherwise the start was late, because the sightings between the true
+      enter and ``since`` were none (``start_first_lost``: the first report
+      was lost), all of the zone the shopper came from
+      (``start_first_old_zone``), of other zones only
+      (``start_first_other_zone``), or included the zone itself, in a run the
+      engine let lapse (``start_run_restarted``);
+    * ``other``: anything else.
+    """
+    late = [m for m in matched if m[3] - (m[4] + m[2]) >= late_s]
+    out = dict.fromkeys(LATE_CAUSES, 0)
+    who = {m[0] for m in late}
+    seen: dict[str, list[tuple[float, str]]] = {}
+    if who:
+        for ev in sim.events():
+            if type(ev) is Sighting and ev.subject in who:
+                seen.setdefault(ev.subject, []).append((ev.ts, ev.zone))
+    came_from: dict[tuple[str, float], str | None] = {}
+    for t in sim.truth:
+        if t.subject in who:
+            for before, iv in zip((None, *t.intervals), t.intervals, strict=False):
+                came_from[(t.subject, iv.enter)] = None if before is None else before.zone
+    for subject, zone, thr, f, enter in late:
+        since = fires.since.get((subject, zone, thr, f))
+        if since is None:
+            cause = "other"
+        elif f - (since + thr) > 0.05:
+            cause = "recheck"
+        elif since - enter < late_s / 2:
+            cause = "other"
+        else:
+            between = [z for ts, z in seen.get(subject, []) if enter - 1e-6 <= ts < since]
+            cause = _start_cause(between, zone, came_from.get((subject, enter)))
+        out[cause] += 1
+    return out
+
+
+def _start_cause(between: Sequence[str], zone: str, old: str | None) -> str:
+    """Why a stay start was dated late, from the zones heard between the true enter and it."""
+    if not between:
+        return "start_first_lost"
+    if zone in between:
+        return "start_run_restarted"
+    if all(z == old for z in between):
+        return "start_first_old_zone"
+    return "start_first_other_zone"
 
 
 def _ratios(c: Mapping[str, int]) -> dict[str, float]:
@@ -469,7 +572,9 @@ def _dwell_run(
     cfg: AccuracySettings, sim: Simulation, presence: PresenceSettings
 ) -> dict[str, Any]:
     fires, seconds = _collect_fires(sim, presence, cfg.thresholds)
-    out = score_dwell(sim.truth, fires.by_key, cfg.thresholds, cfg.tolerance_s)
+    matched: list[Matched] = []
+    out = score_dwell(sim.truth, fires.by_key, cfg.thresholds, cfg.tolerance_s, matched)
+    out["late"] = {"late_s": TARGET_FIRE_P95_S, **late_causes(sim, fires, matched)}
     out["replay_s"] = round(seconds, 2)
     return out
 
@@ -667,6 +772,14 @@ def format_report(r: Mapping[str, Any]) -> str:
             f"{_f(e['max'], 2):>6}"
         )
     lines.append("")
+    lines.append(f"matched firings >= {TARGET_FIRE_P95_S:g} s late, by cause")
+    lines.append(f"{'sigma':>6} " + " ".join(f"{c:>22}" for c in LATE_CAUSES))
+    for run in r["runs"]:
+        late = run["dwell"].get("late", {})
+        lines.append(
+            f"{run['sigma_db']:>6g} " + " ".join(f"{late.get(c, 0):>22}" for c in LATE_CAUSES)
+        )
+    lines.append("")
     lines.append("dwell triggers by threshold")
     lines.append(f"{'sigma':>6} {'T (s)':>6} {'precision':>9} {'recall':>7} {'short':>6}")
     for run in r["runs"]:
@@ -797,10 +910,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "LATE_CAUSES",
     "MISSES",
     "AccuracySettings",
     "dwell_rules",
     "format_report",
+    "late_causes",
     "main",
     "run_accuracy_bench",
     "score_dwell",

@@ -102,3 +102,14 @@ def test_per_band_cadence_and_bell_round() -> None:
     assert seen[fast] > 3 * seen[slow] > 0
     bells = [e.bell for e in events if type(e) is BellPress]
     assert len(bells) >= 5 and len(set(bells[:5])) == 5
+
+
+def test_late_firings_are_broken_down_by_cause() -> None:
+    cfg = AccuracySettings(
+        sigmas=(6.0,), shoppers=60, minutes=4.0, thresholds=(5.0, 10.0), routing=False
+    )
+    d = run_accuracy_bench(cfg)["runs"][0]["dwell"]
+    late = d["late"]
+    assert late["late_s"] == 1.0
+    assert set(late) == {"late_s", *bench_accuracy.LATE_CAUSES}
+    assert 0 < sum(late[c] for c in bench_accuracy.LATE_CAUSES) < d["matched"]
