@@ -7,15 +7,7 @@ from floorwalker.engine.core.presence import Change, PresenceTracker
 from floorwalker.engine.core.testing import T0, StoreScenario
 from floorwalker.rules.model import RuleSet
 from tests.engine.conftest import PROFILES, STORE
-
-T = 1_000_000.0
-
-
-def feed(tr: PresenceTracker, seq: list[tuple[float, str, int]], who: str = "s") -> list[Change]:
-    out: list[Change] = []
-    for ts, zone, rssi in seq:
-        out += tr.observe(who, zone, ts, rssi, f"b-{zone}")
-    return out
+from tests.engine.core.test_presence import T, feed
 
 
 def in_a(until: int = 4) -> list[tuple[float, str, int]]:
