@@ -402,8 +402,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         from floorwalker.engine.stores.redis_guards import RedisGuardSettings, RedisGuardStore
         from floorwalker.engine.stores.redis_profiles import RedisProfiles
 
+        # Every worker of the app is one owner: a store's records after its checkpoint
+        # come again to whichever worker takes it over, and a press or a receipt the
+        # previous one recorded must be processed again, not dropped as a duplicate.
+        owner = f"cluster:{args.app_id}"
         guards = RedisGuardStore.from_url(
-            args.redis, RedisGuardSettings(prefix=args.redis_prefix + "guard:")
+            args.redis, RedisGuardSettings(prefix=args.redis_prefix + "guard:", owner=owner)
         )
         redis_profiles = RedisProfiles.from_url(args.redis, prefix=args.redis_prefix)
         redis_profiles.start()

@@ -65,6 +65,7 @@ from floorwalker.engine.runners.cluster.names import (
     events_topic,
     header,
 )
+from floorwalker.engine.runners.cluster.recovery import SeekFirstTableManager
 from floorwalker.engine.runners.cluster.shards import Record, Shards
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.errors import ConfigError
@@ -164,6 +165,8 @@ def faust_app(settings: WorkerSettings) -> _App:
         broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=max(settings.session_timeout_s, 10.0),
         broker_heartbeat_interval=settings.heartbeat_s,
+        # faust's own loses records fetched at the end of a recovery (see .recovery).
+        TableManager=SeekFirstTableManager,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
@@ -233,6 +236,10 @@ class WorkerCore:
         self.wake = asyncio.Event()
         self.scheduled = float("inf")
         self.stopping = False
+        self.next_offset: dict[int, int] = {}
+        """partition -> the offset the next record should have (since the assignment)."""
+        self.undelivered = 0
+        """Records the consumer skipped: offsets it jumped over (see :meth:`_check_order`)."""
         self.events = app.topic(
             events_topic(settings.prefix),
             key_serializer="raw",
@@ -262,7 +269,9 @@ class WorkerCore:
     async def _produce(self, records: list[Record]) -> None:
         headers = {WORKER_HEADER: self.name.encode()}
         for store, value in records:
-            await self.actions.send(key=store.encode(), value=value, headers=headers)
+            # force: straight to the producer, never held back as an attachment of
+            # the current event (sent at its commit, after the checkpoint's flush).
+            await self.actions.send(key=store.encode(), value=value, headers=headers, force=True)
 
     def _schedule(self, wake: float | None) -> None:
         if wake is not None and wake < self.scheduled:
@@ -277,6 +286,9 @@ class WorkerCore:
         # noack_take: a batch of events that only our checkpoint acknowledges.
         batches = stream.noack_take(s.batch, within=s.batch_wait_s)  # type: ignore[attr-defined]
         async for batch in batches:
+            if self.stopping:
+                # After the final checkpoint: left unacked, for the next owner to take.
+                continue
             items = [
                 (
                     header(e.headers, TOPIC_HEADER) or "",
@@ -286,12 +298,34 @@ class WorkerCore:
                 )
                 for e in batch
             ]
+            self._check_order(items)
             async with self.lock:
                 records, wake = await self.core(self.shards.handle_batch, items)
                 await self._produce(records)
                 self.held.extend(batch)
             self.rate.add(len(batch))
             self._schedule(wake)
+
+    def _check_order(self, items: list[tuple[str, bytes, int, int]]) -> None:
+        """Count and report records the consumer jumped over.
+
+        The events topic is written without transactions and never compacted, so
+        its offsets have no holes: a jump means records were fetched and dropped
+        before the agent saw them (faust did so at the end of a recovery, see
+        :mod:`.recovery`), and the stores of that partition missed them.
+        """
+        for _topic, _value, offset, partition in items:
+            expected = self.next_offset.get(partition)
+            if expected is not None and offset > expected:
+                self.undelivered += offset - expected
+                print(
+                    f"floorwalker worker: partition {partition}: offsets {expected} to "
+                    f"{offset - 1} were never delivered",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if expected is None or offset >= expected:
+                self.next_offset[partition] = offset + 1
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -303,15 +337,31 @@ class WorkerCore:
             if values:
                 # The actions of these states reach the broker before the states do.
                 await self.app.producer.flush()
-                for store, value in values:
-                    self.table[store] = value
-                # And the states (the table's changelog) reach it before the offsets
-                # move: a commit past a snapshot still in the buffer would, after a
-                # crash, restore the older snapshot and skip the records between.
-                await self.app.producer.flush()
+                await self._save(values)
             for event in held:
                 event.ack()
         return len(values)
+
+    async def _save(self, values: list[tuple[str, bytes]]) -> None:
+        """Write table values and wait until the broker has every one of them.
+
+        The states reach the broker before the offsets move: a commit past a
+        snapshot not yet written would, after a crash, restore the older snapshot
+        and skip the records between. faust's ``table[key] = value`` goes through
+        its producer buffer, whose flush gives up after 0.1 s without a send and
+        returns while the last message is still being handed over; so the
+        changelog records are sent here directly and their delivery awaited.
+        """
+        table = self.table
+        sent = [
+            # The changelog topic's own serializers, as faust's send_changelog uses.
+            await table.changelog_topic.send(key=store, value=value, force=True)
+            for store, value in values
+        ]
+        await self.app.producer.flush()
+        await asyncio.gather(*sent)
+        for store, value in values:
+            table.data[store] = value  # the local copy, without a second changelog record
 
     async def checkpoints(self) -> None:
         """Every ``checkpoint_every_s``, and at once when a rebalance or shutdown waits
@@ -392,6 +442,7 @@ class WorkerCore:
                 value = self.table.get(store)
                 assignment[store] = (partition, value if isinstance(value, bytes) else None)
         backlog = await self._backlog(tps) if self.shards.wall and tps else {}
+        self.next_offset.clear()  # the partitions start again from their committed offsets
         async with self.lock:
             before = self.shards.restored
             await self.core(self.shards.own, assignment, backlog)
