@@ -399,13 +399,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.redis is None:
         profiles = ProfileBook.load(args.profiles) if args.profiles else ProfileBook()
     else:
+        from floorwalker.engine.runners.cluster.names import guard_owner
         from floorwalker.engine.stores.redis_guards import RedisGuardSettings, RedisGuardStore
         from floorwalker.engine.stores.redis_profiles import RedisProfiles
 
-        # Every worker of the app is one owner: a store's records after its checkpoint
-        # come again to whichever worker takes it over, and a press or a receipt the
-        # previous one recorded must be processed again, not dropped as a duplicate.
-        owner = f"cluster:{args.app_id}"
+        owner = guard_owner(args.app_id)
         guards = RedisGuardStore.from_url(
             args.redis, RedisGuardSettings(prefix=args.redis_prefix + "guard:", owner=owner)
         )

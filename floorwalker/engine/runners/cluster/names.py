@@ -40,6 +40,16 @@ def actions_topic(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{kafka_prefix(prefix)}.actions"
 
 
+def guard_owner(app_id: str) -> str:
+    """The Redis guard owner every worker of a cluster app shares.
+
+    A store's records after its checkpoint come again to whichever worker takes
+    it over; one owner for them all makes a press or a receipt the previous
+    worker recorded in the guards one to process again, not a duplicate to drop
+    (the store's own dedup, in its snapshot, still stops real repeats)."""
+    return f"cluster:{app_id}"
+
+
 def event_key(mqtt_topic: str, prefix: str = DEFAULT_PREFIX) -> bytes:
     """The record key of an inbound message: its store id."""
     return (store_of(mqtt_topic, prefix) or UNKNOWN_STORE).encode()

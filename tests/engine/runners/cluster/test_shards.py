@@ -9,15 +9,18 @@ import pytest
 import yaml
 
 from floorwalker.devices.registry import load_registries
-from floorwalker.engine.core.guards import InMemoryGuardStore
+from floorwalker.engine.core.guards import GuardStore, InMemoryGuardStore
 from floorwalker.engine.core.profiles import ProfileBook
 from floorwalker.engine.core.testing import T0
+from floorwalker.engine.runners.cluster.names import guard_owner
 from floorwalker.engine.runners.cluster.shards import Record, Shards, unpack_state
 from floorwalker.engine.runners.metrics import Metrics
 from floorwalker.engine.runners.replay import CaptureLine, Replay, ReplaySettings, read_capture
 from floorwalker.engine.runners.step import reraise
+from floorwalker.engine.stores.redis_guards import RedisGuardSettings, RedisGuardStore
 from floorwalker.errors import StateError
 from floorwalker.rules.loader import load_rules_for
+from floorwalker.services import RunningService
 from tests.engine.conftest import PROFILES, STORE
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -152,7 +155,7 @@ class FakeClock:
         return self.t
 
 
-def _store_shards(tmp_path: Path, clock: FakeClock, guards: InMemoryGuardStore) -> Shards:
+def _store_shards(tmp_path: Path, clock: FakeClock, guards: GuardStore) -> Shards:
     regs = load_registries([_registry_file(tmp_path)])
     return Shards(
         load_rules_for(CATALOG, regs),
@@ -225,6 +228,39 @@ def test_a_restored_store_catches_up_on_event_time_before_the_wall_clock(tmp_pat
     out.extend(second.fire_due(clock.t))
     offers = [orjson.loads(v) for v in _values(out) if b"/offer" in v]
     assert [(o["payload"]["rule"], o["at"]) for o in offers] == [("chilled-dwell-bogo", T0 + 10)]
+
+
+@pytest.mark.parametrize("owner", [guard_owner("floorwalker"), None])
+def test_a_press_taken_again_after_a_move_pages_again(
+    tmp_path: Path, redis_service: RunningService, unique_prefix: str, owner: str | None
+) -> None:
+    """The worker that recorded a bell press in the shared guards is killed before its
+    next checkpoint; the new owner takes the press again from the partition. With the
+    workers' common owner it pages again (same alert id: the bridge sends it once);
+    without one the guards call the press a duplicate (dead-lettered) and the alert is
+    lost: the ``kill -9`` handoff's lost alert of issue #9."""
+    settings = RedisGuardSettings(prefix=f"{unique_prefix}:guard:", owner=owner)
+    guards = RedisGuardStore.from_url(redis_service.url, settings)
+    clock = FakeClock(T0)
+    try:
+        first = _store_shards(tmp_path, clock, guards)
+        for i in range(3):
+            clock.t = T0 + i
+            first.handle(*_sighting("band-07", "b-dairy", clock.t, staff=True), i, 0)
+        ((store, value),) = first.checkpoint()
+        clock.t = T0 + 3
+        paged = first.handle(*_bell(clock.t), 3, 0).records
+        assert _alert_steps(paged) == [(T0 + 3, 1)]
+        second = _store_shards(tmp_path, clock, guards)
+        second.own({store: (0, value)})
+        again = second.handle(*_bell(clock.t), 3, 0).records
+    finally:
+        guards.close()
+    if owner is None:
+        assert _alert_steps(again) == []
+        assert [orjson.loads(v)["payload"]["reason"] for v in _values(again)] == ["duplicate"]
+    else:
+        assert _values(again) == _values(paged)
 
 
 # --------------------------------------------------------------------------- what people see
