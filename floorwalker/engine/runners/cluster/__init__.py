@@ -8,6 +8,7 @@ Only this package imports faust and aiokafka (``pip install floorwalker[cluster]
 * :mod:`.shards` - the stores of one worker, the engine core per store (no Kafka);
 * :mod:`.worker` - the faust app of ``floorwalker worker``: core thread,
   checkpoints, wall-clock timers, rebalances;
+* :mod:`.recovery` - faust's table recovery, reordered so a new owner loses no record;
 * :mod:`.bridge` - ``floorwalker bridge``, MQTT <-> Kafka with dedup;
 * :mod:`.passthrough` - the faust pass-through agent ``bench cluster`` compares with;
 * :mod:`.launch` - workers and bridges as child processes (demo, bench, tests);
