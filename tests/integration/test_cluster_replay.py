@@ -249,14 +249,13 @@ def test_a_worker_that_stops_hands_its_stores_over(
         assert 0 < len(before.stdout.splitlines()) < total
         procs.append(_start_worker(1, tmp_path, broker, registries, redis))
         _wait_shared(logs[1:], timeout_s=60)
-        actions = _fw("kafka", "actions", "--kafka", broker, "--idle", "6s", "--wait", "30s")
-        assert actions.returncode == 0, actions.stderr.decode()
+        actions = _actions_until(broker, total, timeout_s=90)
     finally:
         _stop(procs)
     # Kept for a failing run's post-mortem (pytest --basetemp keeps the directory).
-    (tmp_path / "actions.jsonl").write_bytes(actions.stdout)
+    (tmp_path / "actions.jsonl").write_bytes(actions)
     (tmp_path / "actions-before.jsonl").write_bytes(before.stdout)
-    got = _by_store(actions.stdout)
+    got = _by_store(actions)
     text = logs[1].read_text(errors="replace")
     assert re.search(r"ready, partitions .*, [1-9][0-9]* store\(s\) restored", text), text[-2000:]
     assert "never delivered" not in text, text[-2000:]
@@ -265,6 +264,25 @@ def test_a_worker_that_stops_hands_its_stores_over(
         if how == "kill9":
             mine = _first_of_each(mine)
         assert mine == want.get(store, []), store
+
+
+def _actions_until(broker: str, total: int, timeout_s: float) -> bytes:
+    """The actions topic once it holds ``total`` distinct actions (or at the deadline),
+    read again after 6 s without a record, so an extra one still shows.
+
+    After a ``kill -9`` the dead worker stays in the group until its session times
+    out, and the rebalance that follows can hold worker 1 back for seconds after
+    its first assignment: an idle reader alone would stop before it starts."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seen = _fw("kafka", "actions", "--kafka", broker, "--idle", "1s", "--wait", "5s")
+        assert seen.returncode == 0, seen.stderr.decode()
+        if sum(map(len, _by_store(seen.stdout).values())) >= total:
+            break
+        time.sleep(1.0)
+    done = _fw("kafka", "actions", "--kafka", broker, "--idle", "6s", "--wait", "30s")
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
 
 
 def _first_of_each(records: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -1,4 +1,4 @@
-"""faust's table recovery, with the stream partitions resumed only after their seek.
+"""faust's table recovery, with the stream queues cleared before the events partitions resume.
 
 faust-streaming 0.15 ends a recovery (``Recovery.on_recovery_completed``) by
 resuming the events partitions, *then* seeking them to the committed offsets
@@ -12,10 +12,13 @@ backlog that is a handful to a few dozen records of each partition lost, so a
 restored store misses sightings (a dwell confirmed seconds late, an offer
 never made): issue #9's handoff that differed from replay one run in four.
 
-:class:`SeekFirstRecovery` does the same steps in a safe order: seek, clear the
-queues (flow control), resume flow, and only then resume the events
-partitions, so the first record the agent gets is the committed one and none
-after it is thrown away.
+:class:`ClearFirstRecovery` clears the queues (flow control's resume) before
+the events partitions resume, and keeps faust's order otherwise: what is
+fetched before the seek comes again after it (the stores skip it by offset),
+nothing after it is thrown away. (Seeking before resuming the partitions was
+tried and is worse: with no partition active, a fetch already waiting in
+aiokafka reads faust's emptied set of active partitions as "all of them" and
+drains the whole backlog, which faust then drops: see the worker's transport.)
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 
 
-class SeekFirstRecovery(Recovery):
+class ClearFirstRecovery(Recovery):
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
-        """As faust's, but the events partitions resume after the seek and the clear."""
+        """As faust's, but the stream queues are cleared before the partitions resume."""
         app = cast(Any, self.app)
         consumer = app.consumer
         self.log.info("Restore complete!")
@@ -49,14 +52,14 @@ class SeekFirstRecovery(Recovery):
         if app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
-        if assignment:
-            self.log.info("Seek stream partitions to committed offsets.")
-            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-        self.completed.set()
         # Clears the stream queues: nothing of the events partitions is in them yet.
         app.flow_control.resume()
         consumer.resume_flow()
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        self.completed.set()
         await app._fetcher.maybe_start()
         self.tables.on_actives_ready()
         if not app.assignor.assigned_standbys():
@@ -65,11 +68,11 @@ class SeekFirstRecovery(Recovery):
         self.log.info("Worker ready")
 
 
-class SeekFirstTableManager(TableManager):
-    """faust's table manager with :class:`SeekFirstRecovery` (the app's ``TableManager``)."""
+class ClearFirstTableManager(TableManager):
+    """faust's table manager with :class:`ClearFirstRecovery` (the app's ``TableManager``)."""
 
     @property
     def recovery(self) -> Recovery:
         if self._recovery is None:
-            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+            self._recovery = ClearFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery

@@ -65,7 +65,7 @@ from floorwalker.engine.runners.cluster.names import (
     events_topic,
     header,
 )
-from floorwalker.engine.runners.cluster.recovery import SeekFirstTableManager
+from floorwalker.engine.runners.cluster.recovery import ClearFirstTableManager
 from floorwalker.engine.runners.cluster.shards import Record, Shards
 from floorwalker.engine.runners.floorfeed import FloorFeed
 from floorwalker.errors import ConfigError
@@ -131,6 +131,14 @@ def _transport(fetch_max_wait_ms: int) -> type[faust_aiokafka.Transport]:
             consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by consumer.start()
             return consumer
 
+        async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+            # A copy: faust hands aiokafka its live set of active partitions, which a
+            # pause (the end of a recovery) can empty while aiokafka waits for records,
+            # and aiokafka takes an empty set for "every partition": it drained the
+            # paused events partitions too, and faust dropped what it got of them.
+            frozen = None if active_partitions is None else set(active_partitions)
+            return await super().getmany(frozen, timeout)
+
     class _Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> Any:
             return _Thread(self, loop=self.loop, beacon=self.beacon)
@@ -166,7 +174,7 @@ def faust_app(settings: WorkerSettings) -> _App:
         broker_rebalance_timeout=max(settings.session_timeout_s, 10.0),
         broker_heartbeat_interval=settings.heartbeat_s,
         # faust's own loses records fetched at the end of a recovery (see .recovery).
-        TableManager=SeekFirstTableManager,
+        TableManager=ClearFirstTableManager,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
