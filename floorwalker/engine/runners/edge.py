@@ -243,7 +243,7 @@ class EdgeRunner:
         unsent = unsent_pages(journalled, self.outbox.has, time.time())
         if unsent:
             # Journalled (written before the publish), then killed before the outbox had it.
-            self._publish(unsent, time.time(), timer=True)
+            self._publish(unsent, time.time())
             self._resent += len(unsent)
             log.info("outbox: publishing %d journalled page(s) it never had", len(unsent))
         self.link.flush()
@@ -366,7 +366,7 @@ class EdgeRunner:
             if breaker is not None:
                 breaker.begin()  # the timers due now are one event for the Redis budget
             engine.advance_to(now)
-            self._publish(engine.drain(), now, timer=True)
+            self._publish(engine.drain(), now)
             batch = 0
             while item is not None:
                 self._handle_safely(engine, item)
@@ -465,20 +465,15 @@ class EdgeRunner:
 
     def _on_actions(self, actions: list[Action], cause: Event | None, arrival: float) -> None:
         if cause is None:  # timers that fell due as the clock moved to now
-            self._publish(actions, time.time(), timer=True)
+            self._publish(actions, time.time())
         else:
-            self._publish(actions, time.time(), timer=False, event=(cause.ts, arrival))
+            self._publish(actions, time.time(), (cause.ts, arrival))
 
     def _publish(
-        self,
-        actions: list[Action],
-        now: float,
-        *,
-        timer: bool,
-        event: tuple[float, float] | None = None,
+        self, actions: list[Action], now: float, event: tuple[float, float] | None = None
     ) -> None:
         """Publish; measure timer lateness (due -> publish) or, for actions an event
-        caused, latency from the event's device ``ts`` and from its arrival."""
+        caused (``event``: its device ``ts`` and arrival), the latency from each."""
         prefix, regs = self.settings.prefix, self.registries
         if self.recorder is not None:
             self.recorder.actions(actions)  # the report's offers (a queue append)
@@ -488,14 +483,7 @@ class EdgeRunner:
             if self.link.publish(action.topic(prefix), body, action.delivery_id) is None:
                 log.info("not publishing %s again (the outbox has it)", action.delivery_id)
                 continue
-            sent = time.time()
-            if timer:
-                self.metrics.timer_lateness(max(0.0, sent - action.ts), store=action.store)
-            elif event is not None:
-                device_ts, arrival = event
-                store = action.store
-                self.metrics.decision_latency("device", max(0.0, sent - device_ts), store=store)
-                self.metrics.decision_latency("arrival", max(0.0, sent - arrival), store=store)
+            self.metrics.action_out(action, time.time(), event)
         if actions:
             self.link.flush()  # an action goes out now, not at the end of the wake-up
 

@@ -40,6 +40,7 @@ from prometheus_client import (
     start_http_server,
 )
 
+from floorwalker.engine.core.actions import Action
 from floorwalker.engine.core.engine import Gauges
 from floorwalker.engine.core.stats import EngineStats
 
@@ -536,6 +537,18 @@ class Metrics:
     def timer_lateness(self, seconds: float, *, store: str) -> None:
         """Observe how late a due timer's action was published (negative -> zero)."""
         self._timer_lateness.labels(store=store).observe(max(seconds, 0.0))
+
+    def action_out(self, action: Action, sent: float, cause: tuple[float, float] | None) -> None:
+        """One action handed on at ``sent``. With no ``cause`` a timer decided it: how late
+        past its due time (its ``ts``). Else ``cause`` is the event's device ``ts`` and its
+        arrival: the decision latency from each."""
+        store = action.store
+        if cause is None:
+            self.timer_lateness(sent - action.ts, store=store)
+        else:
+            device_ts, arrival = cause
+            self.decision_latency("device", sent - device_ts, store=store)
+            self.decision_latency("arrival", sent - arrival, store=store)
 
     def queue_depth(self, n: int) -> None:
         self._queue_depth.set(n)

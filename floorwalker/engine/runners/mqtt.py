@@ -188,12 +188,13 @@ class MqttLink:
         self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         self.client.loop_start()
         if not self.connected.wait(timeout_s):
-            why = f" (refused: {self.refused})" if self.refused else ""
-            log.warning(
-                "broker %s not reachable yet%s; retrying in the background",
-                s.address.redact(),
-                why,
-            )
+            self._warn_unreachable("in the background")
+
+    def _warn_unreachable(self, where: str) -> None:
+        why = f" (refused: {self.refused})" if self.refused else ""
+        log.warning(
+            "broker %s not reachable yet%s; retrying %s", self.settings.address.redact(), why, where
+        )
 
     def stop(self, flush_s: float = 5.0) -> None:
         """Wait (up to ``flush_s``, while connected) for outstanding PUBACKs, then disconnect.
@@ -373,12 +374,7 @@ class CoreLoopLink(MqttLink):
             self.poll(0.05)
             self.flush()
         if not self.subscribed.is_set():
-            why = f" (refused: {self.refused})" if self.refused else ""
-            log.warning(
-                "broker %s not reachable yet%s; retrying as the core loop runs",
-                s.address.redact(),
-                why,
-            )
+            self._warn_unreachable("as the core loop runs")
 
     def stop(self, flush_s: float = 5.0) -> None:
         """Drive the socket (up to ``flush_s``, while connected) for outstanding PUBACKs."""

@@ -374,23 +374,16 @@ class Shards:
 
     def _actions(self, actions: list[Action], cause: Event | None, at: float, store: str) -> None:
         if self.metrics is not None and self.now is not None:
-            self._measure(actions, cause, at, self.now())
+            # As the edge runner measures, but to the hand-off to the producer (the
+            # bridge publishes one actions-topic round trip later).
+            sent, event = self.now(), None if cause is None else (cause.ts, at)
+            for action in actions:
+                self.metrics.action_out(action, sent, event)
         prefix, regs = self.prefix, self.registries
         self._out.extend(
             (store, action_record(a.ts, a.topic(prefix), wire_payload(a, _tz(regs, a.store))))
             for a in actions
         )
-
-    def _measure(self, actions: list[Action], cause: Event | None, at: float, now: float) -> None:
-        """As the edge runner measures, but to the hand-off to the producer (the bridge
-        publishes after the actions topic's round trip)."""
-        assert self.metrics is not None
-        for action in actions:
-            if cause is None:  # fired by a timer: late by how much past its due time
-                self.metrics.timer_lateness(max(0.0, now - action.ts), store=action.store)
-            else:
-                self.metrics.decision_latency("device", now - cause.ts, store=action.store)
-                self.metrics.decision_latency("arrival", now - at, store=action.store)
 
     def _dead(self, letter: DeadLetter, store: str) -> None:
         if self.metrics is not None:
