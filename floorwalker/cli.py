@@ -463,22 +463,21 @@ def _show_worker(
     import os
 
     from floorwalker.dashboards.web.app import PageSettings
-    from floorwalker.dashboards.web.auth import resolve_token
-    from floorwalker.dashboards.web.server import redis_report, serve
+    from floorwalker.dashboards.web.server import page_of, redis_report
 
-    given = args.http_token or os.environ.get("FLOORWALKER_HTTP_TOKEN") or None
-    token = resolve_token(given, args.http_token_file, args.http_port)
     rules, regs = shards.rules, shards.registries
-    report = redis_report(args.redis, args.redis_prefix, lambda: (rules, regs))
-    page = PageSettings(report=args.http_report, live_report=report if args.redis else None)
+    report = (
+        redis_report(args.redis, args.redis_prefix, lambda: (rules, regs)) if args.redis else None
+    )
     server = stack.enter_context(
-        serve(
+        page_of(
             feed,
-            token,
+            metrics.registry,
             host=args.http_host or "127.0.0.1",
             port=args.http_port,
-            metrics=metrics.registry,
-            settings=page,
+            token=args.http_token or os.environ.get("FLOORWALKER_HTTP_TOKEN") or None,
+            token_file=args.http_token_file,
+            settings=PageSettings(report=args.http_report, live_report=report),
         )
     )
     print(f"floorwalker worker: {server.banner()}", file=sys.stderr, flush=True)

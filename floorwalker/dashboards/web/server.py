@@ -126,17 +126,39 @@ def floor_page(
     s = runner.settings
     if runner.floor is None or s.http_port is None:
         raise ConfigError("the floor page needs --http-port (FLOORWALKER_HTTP_PORT)")
-    given = s.http_token.get_secret_value() if s.http_token is not None else None
-    token = resolve_token(given, token_file or s.http_token_file, s.http_port)
-    with serve(
+    with page_of(
         runner.floor,
-        token,
+        runner.metrics.registry,
         host=s.http_host,
         port=s.http_port,
-        metrics=runner.metrics.registry,
+        token=s.http_token.get_secret_value() if s.http_token is not None else None,
+        token_file=token_file or s.http_token_file,
         settings=PageSettings(
             push_every_s=push_every_s, report=s.http_report, live_report=_live_report(runner)
         ),
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def page_of(
+    feed: FloorFeed,
+    metrics: CollectorRegistry | None,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    token_file: Path | None,
+    settings: PageSettings,
+) -> Iterator[FloorServer]:
+    """Any runner's page: the token as given, else from (or made into) ``token_file``."""
+    with serve(
+        feed,
+        resolve_token(token, token_file, port),
+        host=host,
+        port=port,
+        metrics=metrics,
+        settings=settings,
     ) as server:
         yield server
 
