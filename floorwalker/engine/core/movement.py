@@ -10,7 +10,7 @@ is the single biggest cost of presence otherwise.
 from __future__ import annotations
 
 from floorwalker.engine.core.context import Context
-from floorwalker.engine.core.index import EMPTY
+from floorwalker.engine.core.index import EMPTY, Listeners
 from floorwalker.engine.core.ports import Schedule
 from floorwalker.engine.core.presence import Change
 from floorwalker.engine.core.profiles import ProfileSource
@@ -42,24 +42,40 @@ class Movement:
 
     def on_change(self, change: Change) -> None:
         st = self.st
-        subject, zone, at = change.subject, change.zone, change.at
-        ctx = Context(change.kind, st.store, at, "")
-        ctx.shopper, ctx.zone = subject, zone
-        if change.kind == "visit":
+        kind, subject, zone, at = change
+        index = st.index
+        if kind == "visit":
             previous = st.begin_visit(subject, at)
             if previous is not None:
                 self.profiles.record_visit(subject, previous)
-            ctx.kind, ctx.source = "visit_start", f"visit:{subject}:{at!r}"
-            self.triggers.dispatch(st.index.visit, ctx)
-        elif change.kind == "enter":
-            ctx.source = f"enter:{subject}:{zone}:{at!r}"
-            self.triggers.dispatch(st.index.enter.get(zone, EMPTY), ctx)
+            if index.visit:
+                self._signal(
+                    index.visit, "visit_start", subject, zone, at, f"visit:{subject}:{at!r}"
+                )
+        elif kind == "enter":
+            listeners = index.enter.get(zone, EMPTY)
+            if listeners:
+                self._signal(
+                    listeners, "enter", subject, zone, at, f"enter:{subject}:{zone}:{at!r}"
+                )
             self.arm_dwell(subject, zone, at, after=float("-inf"))
-            if zone in st.index.leave:
+            if zone in index.leave:
                 self.watch_leave(subject, staff=False)
         else:
-            ctx.source = f"leave:{subject}:{zone}:{at!r}"
-            self.triggers.dispatch(st.index.leave.get(zone, EMPTY), ctx)
+            listeners = index.leave.get(zone, EMPTY)
+            if listeners:
+                self._signal(
+                    listeners, "leave", subject, zone, at, f"leave:{subject}:{zone}:{at!r}"
+                )
+
+    def _signal(
+        self, listeners: Listeners, kind: str, subject: str, zone: str, at: float, source: str
+    ) -> None:
+        """A presence signal some rule listens for (most enters and leaves have none: then
+        no context is built, nor its source, whose float repr costs more than the rest)."""
+        ctx = Context(kind, self.st.store, at, source)
+        ctx.shopper, ctx.zone = subject, zone
+        self.triggers.dispatch(listeners, ctx)
 
     def arm_dwell(self, subject: str, zone: str, since: float, after: float) -> None:
         """Set the timer for the first dwell threshold of ``zone`` due after ``after``."""
