@@ -8,9 +8,12 @@ fractions (0.1 = 10 %).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal
 
 SignalKind = Literal[
     "enter",
@@ -374,3 +377,25 @@ class RuleSet:
 
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Stable across processes: tells a store snapshot whether it was taken under these
+        rules. Worked out once per rule set (every store and engine built from it shares
+        it), not once per restore."""
+        text = repr(canonical((self.rules, self.policy)))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def canonical(value: Any) -> Any:
+    """A value's content as nested tuples, sets sorted: a repr that no hash seed changes."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return (type(value).__name__, *(canonical(getattr(value, f.name)) for f in fields))
+    if isinstance(value, frozenset | set):
+        return ("set", *sorted((canonical(v) for v in value), key=repr))
+    if isinstance(value, tuple | list):
+        return tuple(canonical(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict", *sorted(((repr(k), canonical(v)) for k, v in value.items())))
+    return value

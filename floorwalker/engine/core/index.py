@@ -11,13 +11,11 @@ that can actually match are visited.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from floorwalker.devices.registry import Registry
 from floorwalker.engine.core.conditions import Gate, gate_of
@@ -30,6 +28,7 @@ from floorwalker.rules.model import (
     RuleSet,
     Sequence,
     Single,
+    canonical,
 )
 
 _K = TypeVar("_K")
@@ -87,30 +86,15 @@ class CompiledRules:
     gates: Mapping[str, Gate]
     """rule id -> its compiled conditions"""
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
         """Stable across processes: tells a snapshot whether it was taken under these rules."""
-        text = repr(canonical((self.ruleset.rules, self.ruleset.policy)))
-        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        return self.ruleset.fingerprint
 
     @cached_property
     def bought_keys(self) -> dict[int, str]:
         """History slot -> a stable name of its condition (slots are numbered per compile)."""
         return {slot: repr(canonical(cond)) for cond, slot in self.bought_slots.items()}
-
-
-def canonical(value: Any) -> Any:
-    """A value's content as nested tuples, sets sorted: a repr that no hash seed changes."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = dataclasses.fields(value)
-        return (type(value).__name__, *(canonical(getattr(value, f.name)) for f in fields))
-    if isinstance(value, frozenset | set):
-        return ("set", *sorted((canonical(v) for v in value), key=repr))
-    if isinstance(value, tuple | list):
-        return tuple(canonical(v) for v in value)
-    if isinstance(value, dict):
-        return ("dict", *sorted(((repr(k), canonical(v)) for k, v in value.items())))
-    return value
 
 
 def compile_rules(ruleset: RuleSet, registries: Mapping[str, Registry]) -> CompiledRules:

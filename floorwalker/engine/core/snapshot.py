@@ -40,7 +40,13 @@ from floorwalker.engine.core.actions import Action, Alert, Offer
 from floorwalker.engine.core.alerts import OpenAlert
 from floorwalker.engine.core.context import Context
 from floorwalker.engine.core.health import alert_spec
-from floorwalker.engine.core.presence import Candidate, Presence, PresenceTracker, quantize
+from floorwalker.engine.core.presence import (
+    INTERVALS,
+    Candidate,
+    Presence,
+    PresenceTracker,
+    quantize,
+)
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.timers import Held, Timer, TimerQueue
 from floorwalker.errors import StateError
@@ -310,7 +316,9 @@ def _load(store: StoreUnit, doc: dict[str, Any]) -> None:
     st.first_heard = doc["first_heard"]
     store.sweeping, store.draining = doc["sweeping"], doc["draining"]
     seq, timers = doc["timers"]
-    store.timers.load([Timer(d, s, k, tuple(a)) for d, s, k, a in timers], seq)
+    # tuple.__new__ straight: a NamedTuple's own __new__ is a Python call per timer.
+    new = tuple.__new__
+    store.timers.load([new(Timer, (d, s, k, tuple(a))) for d, s, k, a in timers], seq)
     store.held_seq, held = doc["held"]
     store.held[:] = [Held(t, key, s, _event_from(e)) for t, key, s, e in held]
     store.recent_ids.clear()
@@ -348,22 +356,32 @@ def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], zones: list[
     def zone_of(value: Any) -> Any:
         return zones[value] if type(value) is int else value
 
+    # Zone indices straight to the registry's strings; an unknown one (a zone since
+    # removed) stays as written, through zone_of.
+    by_index = dict(enumerate(zones))
+    levels = _LEVELS
     states = tracker.states  # kept, not replaced: the hot path holds a reference to it
     states.clear()
     new = Presence.__new__  # every slot is set below: skip __init__'s defaults
     for subject, zone, since, last_seen, seen, last_zone, cand, visit, prev, *more in rows:
         p = new(Presence)
-        p.interval = quantize(more[0]) if more else None
-        p.zone = here = None if zone is None else zone_of(zone)
+        if more:
+            learnt = more[0]
+            p.interval = levels.get(learnt) or quantize(learnt)
+        else:
+            p.interval = None
+        here = None if zone is None else by_index.get(zone) or zone_of(zone)
+        p.zone = here
         p.since, p.last_seen, p.prev_visit = since, last_seen, prev
         p.seen = last_seen if seen is None else seen
         p.visit_start = since if visit is None else visit
-        p.last_zone = here if last_zone is None else zone_of(last_zone)  # type: ignore[assignment]
-        if cand is None:
-            p.cand = None
-        else:
-            p.cand = _cand_from(cand, zone_of)
+        p.last_zone = here if last_zone is None else by_index.get(last_zone) or zone_of(last_zone)
+        p.cand = None if cand is None else _cand_from(cand, zone_of)
         states[subject] = p
+
+
+_LEVELS = {level: level for level in INTERVALS}
+"""A learnt interval as written -> the shared float of its level (most are one already)."""
 
 
 def _load_alerts(st: StoreState, doc: dict[str, Any]) -> None:
