@@ -363,19 +363,22 @@ def _load_presence(tracker: PresenceTracker, rows: list[list[Any]], zones: list[
     states = tracker.states  # kept, not replaced: the hot path holds a reference to it
     states.clear()
     new = Presence.__new__  # every slot is set below: skip __init__'s defaults
-    for subject, zone, since, last_seen, seen, last_zone, cand, visit, prev, *more in rows:
-        p = new(Presence)
-        if more:
-            learnt = more[0]
-            p.interval = levels.get(learnt) or quantize(learnt)
+    for row in rows:
+        # Whole-row unpacking: a starred target would build a list per shopper.
+        if len(row) == 10:
+            subject, zone, since, last_seen, seen, last_zone, cand, visit, prev, learnt = row
+            interval = levels.get(learnt) or quantize(learnt)
         else:
-            p.interval = None
+            subject, zone, since, last_seen, seen, last_zone, cand, visit, prev = row
+            interval = None
+        p = new(Presence)
+        p.interval = interval
         here = None if zone is None else by_index.get(zone) or zone_of(zone)
         p.zone = here
         p.since, p.last_seen, p.prev_visit = since, last_seen, prev
         p.seen = last_seen if seen is None else seen
         p.visit_start = since if visit is None else visit
-        p.last_zone = here if last_zone is None else by_index.get(last_zone) or zone_of(last_zone)
+        p.last_zone = here if last_zone is None else by_index.get(last_zone) or zone_of(last_zone)  # type: ignore[assignment]
         p.cand = None if cand is None else _cand_from(cand, zone_of)
         states[subject] = p
 
@@ -384,20 +387,25 @@ _LEVELS = {level: level for level in INTERVALS}
 """A learnt interval as written -> the shared float of its level (most are one already)."""
 
 
+_UNSEEN: Any = object()
+
+
 def _load_alerts(st: StoreState, doc: dict[str, Any]) -> None:
     book = st.alerts
     book.alerts.clear()
     book.open_by_source.clear()
     specs: dict[str, AlertSpec | None] = {}
     store = st.store
-    for alert_id, rule, zone, message, created, *rest in doc["alerts"]:
-        source_key, shopper, bell, summary, advisor, step, bands, declined, *answer = rest
-        if rule not in specs:
-            specs[rule] = alert_spec(st, rule)
-        spec = specs[rule]
+    alerts = book.alerts
+    for (
+        alert_id, rule, zone, message, created, source_key, shopper, bell, summary, advisor,
+        step, bands, declined, acked_at, acked_by, closed_at, ended_at, priority,
+    ) in doc["alerts"]:  # fmt: skip
+        spec = specs.get(rule, _UNSEEN)
+        if spec is _UNSEEN:
+            spec = specs[rule] = alert_spec(st, rule)
         if spec is not None:  # a rule since removed takes its alerts with it
-            acked_at, acked_by, closed_at, ended_at, priority = answer
-            book.alerts[alert_id] = OpenAlert(
+            alerts[alert_id] = OpenAlert(
                 alert_id, store, rule, spec, zone, message, created, source_key, shopper,
                 bell, summary, advisor, step, bands, set(declined), acked_at, acked_by, closed_at,
                 ended_at, priority,
