@@ -138,8 +138,7 @@ class Engine:
             # seen again in the zone they are in, needs no call at all (bench core
             # measured the call at ~8 % of the presence-only rate).
             # (_inline is Sighting or None, which mypy cannot narrow by; a cast costs a call)
-            sighting: Sighting = event  # type: ignore[assignment]
-            store_id, gw, ts, beacon, zone, rssi, subject, staff, _dwell, _key = sighting
+            store_id, gw, ts, beacon, zone, rssi, subject, staff, _dwell, _key = event  # type: ignore[misc]
             store = self.stores.get(store_id)
             if (
                 store is not None

@@ -35,6 +35,9 @@ class Held(NamedTuple):
     event: Event
 
 
+_new = tuple.__new__
+
+
 class TimerQueue:
     __slots__ = ("_seq", "heap")
 
@@ -44,9 +47,10 @@ class TimerQueue:
 
     def schedule(self, due: float, kind: str, args: tuple[Hashable, ...]) -> int:
         """Set a timer; return its sequence number (unique within this queue)."""
-        self._seq += 1
-        heapq.heappush(self.heap, Timer(due, self._seq, kind, args))
-        return self._seq
+        self._seq = seq = self._seq + 1
+        # tuple.__new__ straight: Timer's own __new__ is one more Python call per timer.
+        heapq.heappush(self.heap, _new(Timer, (due, seq, kind, args)))
+        return seq
 
     @property
     def seq(self) -> int:
