@@ -169,6 +169,30 @@ def test_changed_stores_names_each_change_once(catalog: RuleSet) -> None:
     assert eng.changed_stores() == [SID]
 
 
+def test_a_sighting_the_router_takes_itself_still_marks_its_store_changed() -> None:
+    # The router's fast path sets no flag; the store's sighting count tells instead.
+    eng = Engine(RuleSet(()), {SID: StoreScenario(RuleSet(()), STORE).registry})
+    sc = StoreScenario(RuleSet(()), STORE)
+    for i in range(4):
+        eng.advance_to(T0 + i)
+        eng.ingest(sc.sighting(T0 + i, "app-vip", "b-dairy", -60))
+    store = eng.stores[SID]
+    placed = store.state.presence.states["app-vip"]
+    assert placed.zone is not None and placed.cand is None
+    assert eng.changed_stores() == [SID]
+    assert eng.changed_stores() == []
+    taken_before = store.stats.sightings
+    eng.advance_to(T0 + 5)
+    eng.ingest(sc.sighting(T0 + 5, "app-vip", "b-dairy", -60))  # again the zone they are in
+    assert store.stats.sightings == taken_before + 1 and placed.seen == T0 + 5
+    assert not store.changed  # no flag was set: the count says it
+    assert eng.changed_stores() == [SID]
+    assert eng.changed_stores() == []
+    fresh = Engine(RuleSet(()), {SID: sc.registry})
+    fresh.restore_store(eng.snapshot_store(SID))
+    assert fresh.changed_stores() == []  # a restore is the saved state, not a change
+
+
 def test_a_restore_under_other_rules_rearms_dwells(catalog: RuleSet) -> None:
     eng, world = busy_engine(catalog)
     sc = StoreScenario(RuleSet(()), STORE)
