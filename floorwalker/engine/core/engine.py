@@ -51,6 +51,8 @@ from floorwalker.engine.core.store import Store
 from floorwalker.errors import GuardStoreError, StateError
 from floorwalker.rules.model import RuleSet
 
+_NEVER = float("-inf")
+"""The clock before any time was given."""
 _NOTHING: list[Action] = []  # shared, never mutated: what drain() returns when idle
 _ENGINE_MAGIC = b"FWEN"
 
@@ -100,8 +102,6 @@ class Engine:
         self._min_rssi = self.settings.presence.min_rssi
         self._max_future = self.settings.max_future_s
         self._max_late = self.settings.max_late_s
-        self._future_limit = float("inf")
-        self._late_limit = float("-inf")
         self._wakes: list[tuple[float, int, int]] = []
         """(when, store position, seq): a heap of the stores' wake-ups, stale ones included"""
         self._emitted: list[Store] = []
@@ -144,7 +144,12 @@ class Engine:
                 store is not None
                 and store.sweeping
                 and not staff
-                and self._late_limit <= ts <= self._future_limit
+                # The skew window, worked out from the clock here rather than kept up
+                # by every advance_to: a replay's event is at the clock itself.
+                and (
+                    ts == (clock := self.clock)
+                    or clock - self._max_late <= ts <= clock + self._max_future
+                )
             ):
                 store.stats.sightings += 1
                 store.last_heard[gw] = ts
@@ -172,7 +177,7 @@ class Engine:
             self._own_stats.rejected["unknown_store"] += 1
             return "unknown_store"
         ts = event.ts
-        if ts > self._future_limit or ts < self._late_limit:
+        if self._skewed(ts):
             store.stats.rejected["clock_skew"] += 1
             return "clock_skew"
         if not store.sweeping:
@@ -187,16 +192,19 @@ class Engine:
         if now <= self.clock:
             return
         self.clock = now
-        self._future_limit = now + self._max_future
-        self._late_limit = now - self._max_late
         wakes = self._wakes
         if wakes and wakes[0][0] <= now:
             self._run_due(now)
 
+    def _skewed(self, ts: float) -> bool:
+        """Too far ahead of the clock or behind it (nothing is, before the clock starts)."""
+        clock = self.clock
+        if clock == _NEVER:
+            return False
+        return ts > clock + self._max_future or ts < clock - self._max_late
+
     def _set_clock(self, now: float) -> None:
         self.clock = now
-        self._future_limit = now + self._max_future
-        self._late_limit = now - self._max_late
 
     def _run_due(self, now: float) -> int:
         """Process every wake-up due by ``now``; return how many there were."""
@@ -228,8 +236,6 @@ class Engine:
         ts = event.ts
         if ts > self.clock:
             self.clock = ts
-            self._future_limit = ts + self._max_future
-            self._late_limit = ts - self._max_late
             wakes = self._wakes
             if wakes and wakes[0][0] <= ts:
                 self._run_due(ts)
