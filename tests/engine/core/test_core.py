@@ -520,6 +520,26 @@ def test_events_too_late_or_too_early_are_rejected_as_clock_skew(tmp_path: Path)
     assert sc.engine.stats.events_in["PosItem"] == 3
 
 
+def test_a_sighting_off_the_clock_is_rejected_even_on_the_router_fast_path(
+    tmp_path: Path,
+) -> None:
+    # The fast path works the skew window out from the clock: same limits as the rest.
+    sc = make(tmp_path, {"snack": pos_rule("snack", "snack")})
+    for i in range(4):
+        sc.engine.advance_to(T0 + i)
+        assert sc.deliver(sc.sighting(T0 + i, "app-1", "b-dairy", -60)) is None
+    placed = sc.engine.stores[sc.store].state.presence.states["app-1"]
+    assert placed.zone is not None and placed.cand is None
+    now = T0 + 10
+    sc.engine.advance_to(now)
+    assert sc.deliver(sc.sighting(now + 31, "app-1", "b-dairy", -60)) == "clock_skew"
+    assert sc.deliver(sc.sighting(now - 61, "app-1", "b-dairy", -60)) == "clock_skew"
+    assert placed.seen == T0 + 3  # neither touched presence
+    assert sc.deliver(sc.sighting(now + 30, "app-1", "b-dairy", -60)) is None
+    assert placed.seen == now + 30
+    assert sc.engine.stats.rejected["clock_skew"] == 2
+
+
 def test_skew_limits_are_settings(tmp_path: Path) -> None:
     settings = EngineSettings(max_late_s=5.0, max_future_s=1.0)
     sc = make(tmp_path, {"snack": pos_rule("snack", "snack")}, settings=settings)
