@@ -176,8 +176,9 @@ class Engine:
         if store is None:
             self._own_stats.rejected["unknown_store"] += 1
             return "unknown_store"
-        ts = event.ts
-        if self._skewed(ts):
+        ts, clock = event.ts, self.clock
+        if clock != _NEVER and (ts > clock + self._max_future or ts < clock - self._max_late):
+            # Too far ahead of the clock or behind it (nothing is, before the clock starts).
             store.stats.rejected["clock_skew"] += 1
             return "clock_skew"
         if not store.sweeping:
@@ -195,13 +196,6 @@ class Engine:
         wakes = self._wakes
         if wakes and wakes[0][0] <= now:
             self._run_due(now)
-
-    def _skewed(self, ts: float) -> bool:
-        """Too far ahead of the clock or behind it (nothing is, before the clock starts)."""
-        clock = self.clock
-        if clock == _NEVER:
-            return False
-        return ts > clock + self._max_future or ts < clock - self._max_late
 
     def _set_clock(self, now: float) -> None:
         self.clock = now

@@ -91,6 +91,8 @@ INTERVALS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15
 """Learnt intervals are rounded to one of these: a shared float per subject costs no memory."""
 
 
+_LONGEST = 2 * INTERVALS[-1]
+"""A gap longer than this (an absence, not a cadence) teaches nothing."""
 _BOUNDS = tuple((low * high) ** 0.5 for low, high in itertools.pairwise(INTERVALS))
 
 
@@ -199,37 +201,32 @@ class PresenceTracker:
 
     def leave_gap(self, st: Presence, subject: str) -> float:
         """How long unseen in its zone means the subject left it (scaled to its cadence)."""
-        gap = self._gap_factor * self._interval(st, subject)
+        learnt, hints = st.interval, self.hints
+        # As _interval (inlined: every zone lookup and leave check comes here).
+        interval = hints.get(subject, learnt) or self._nominal if hints else learnt or self._nominal
+        gap = self._gap_factor * interval
         return gap if gap > self._leave_after else self._leave_after
 
-    @classmethod
-    def _off_cadence(cls, st: Presence, ts: float, gap: float) -> float | None:
+    @staticmethod
+    def _off_cadence(st: Presence, ts: float, gap: float) -> float | None:
         """A gap off the learnt cadence: learn from it; return where a run starting now
         may really have started (None: now)."""
-        learnt = st.interval
-        cls._learn(st, gap)
-        if learnt is not None and gap > 2.0 * learnt:
-            # A report went missing: it may have been the first one from here.
-            return ts - learnt
-        return None
-
-    @staticmethod
-    def _learn(st: Presence, gap: float) -> None:
         old = st.interval
-        # Repeats heard by two gateways (gap ~0) and long absences teach nothing.
-        if not 0.2 <= gap <= 2 * INTERVALS[-1]:
-            return
         if old is None:
-            st.interval = quantize(gap)
-            return
-        new = quantize(0.6 * old + 0.4 * gap)
-        if new == old:
-            # The average moved less than a level: still step one level towards the gap,
-            # or one lost report would leave a phone at 1.5 s for good.
-            k = INTERVALS.index(old)
-            new = INTERVALS[k + 1] if gap > old and k + 1 < len(INTERVALS) else new
-            new = INTERVALS[k - 1] if gap < old and k > 0 else new
-        st.interval = new
+            if 0.2 <= gap <= _LONGEST:  # repeats (gap ~0) and long absences teach nothing
+                st.interval = quantize(gap)
+            return None
+        if 0.2 <= gap <= _LONGEST:
+            new = quantize(0.6 * old + 0.4 * gap)
+            if new == old:
+                # The average moved less than a level: still step one level towards the
+                # gap, or one lost report would leave a phone at 1.5 s for good.
+                k = INTERVALS.index(old)
+                new = INTERVALS[k + 1] if gap > old and k + 1 < len(INTERVALS) else new
+                new = INTERVALS[k - 1] if gap < old and k > 0 else new
+            st.interval = new
+        # A report went missing: it may have been the first one from here.
+        return ts - old if gap > 2.0 * old else None
 
     def observe(
         self, subject: str, zone: str, ts: float, rssi: int, beacon: str
