@@ -95,7 +95,7 @@ class Engine:
             stats=self._own_stats,
             on_decision=on_decision,
         )
-        self.clock = float("-inf")
+        self.clock = _NEVER
         self._inline: type | None = Sighting if self.settings.lateness_s <= 0.0 else None
         """The event class the router takes itself (none with a reorder window)."""
         self._leave_after = self.settings.presence.leave_after_s
@@ -246,7 +246,7 @@ class Engine:
         motion (a dwell about to complete, an absence window, an escalation) still
         happens, as it would have live.
         """
-        start = self.clock if self.clock > float("-inf") else 0.0
+        start = self.clock if self.clock > _NEVER else 0.0
         end = start + horizon_s
         lateness = self.settings.lateness_s
         # After the capture's last message every device falls silent; that is the
@@ -303,7 +303,7 @@ class Engine:
     def snapshot(self) -> bytes:
         """Every store and the router's clock, in one blob (replay's state file)."""
         stores = {sid: self.snapshot_store(sid).hex() for sid in self.stores}
-        clock = self.clock if self.clock > float("-inf") else None
+        clock = self.clock if self.clock > _NEVER else None
         return pack({"clock": clock, "stores": stores}, magic=_ENGINE_MAGIC, label="")
 
     def restore(self, data: bytes) -> None:

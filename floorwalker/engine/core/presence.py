@@ -194,17 +194,13 @@ class PresenceTracker:
 
     def _interval(self, st: Presence, subject: str) -> float:
         """Stated (the registry knows best), else learnt, else the nominal interval."""
-        stated = self.hints.get(subject) if self.hints else None
-        if stated is not None:
-            return stated
-        return self._nominal if st.interval is None else st.interval
+        learnt, hints = st.interval, self.hints
+        # A learnt interval is never 0; observe() works this out inline, the same way.
+        return hints.get(subject, learnt) or self._nominal if hints else learnt or self._nominal
 
     def leave_gap(self, st: Presence, subject: str) -> float:
         """How long unseen in its zone means the subject left it (scaled to its cadence)."""
-        learnt, hints = st.interval, self.hints
-        # As _interval (inlined: every zone lookup and leave check comes here).
-        interval = hints.get(subject, learnt) or self._nominal if hints else learnt or self._nominal
-        gap = self._gap_factor * interval
+        gap = self._gap_factor * self._interval(st, subject)
         return gap if gap > self._leave_after else self._leave_after
 
     @staticmethod
@@ -212,21 +208,20 @@ class PresenceTracker:
         """A gap off the learnt cadence: learn from it; return where a run starting now
         may really have started (None: now)."""
         old = st.interval
-        if old is None:
-            if 0.2 <= gap <= _LONGEST:  # repeats (gap ~0) and long absences teach nothing
+        if 0.2 <= gap <= _LONGEST:  # repeats (gap ~0) and long absences teach nothing
+            if old is None:
                 st.interval = quantize(gap)
-            return None
-        if 0.2 <= gap <= _LONGEST:
-            new = quantize(0.6 * old + 0.4 * gap)
-            if new == old:
-                # The average moved less than a level: still step one level towards the
-                # gap, or one lost report would leave a phone at 1.5 s for good.
-                k = INTERVALS.index(old)
-                new = INTERVALS[k + 1] if gap > old and k + 1 < len(INTERVALS) else new
-                new = INTERVALS[k - 1] if gap < old and k > 0 else new
-            st.interval = new
+            else:
+                new = quantize(0.6 * old + 0.4 * gap)
+                if new == old:
+                    # The average moved less than a level: still step one level towards
+                    # the gap, or one lost report would leave a phone at 1.5 s for good.
+                    k = INTERVALS.index(old)
+                    new = INTERVALS[k + 1] if gap > old and k + 1 < len(INTERVALS) else new
+                    new = INTERVALS[k - 1] if gap < old and k > 0 else new
+                st.interval = new
         # A report went missing: it may have been the first one from here.
-        return ts - old if gap > 2.0 * old else None
+        return None if old is None or gap <= 2.0 * old else ts - old
 
     def observe(
         self, subject: str, zone: str, ts: float, rssi: int, beacon: str
