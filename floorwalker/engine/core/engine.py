@@ -143,7 +143,6 @@ class Engine:
             if (
                 store is not None
                 and store.sweeping
-                and not staff
                 # The skew window, worked out from the clock here rather than kept up
                 # by every advance_to: a replay's event is at the clock itself.
                 and (
@@ -151,6 +150,9 @@ class Engine:
                     or clock - self._max_late <= ts <= clock + self._max_future
                 )
             ):
+                if staff:
+                    store.on_staff_sighting(gw, ts, beacon, zone, rssi, subject, clock)
+                    return None
                 store.stats.sightings += 1
                 store.last_heard[gw] = ts
                 p = store.presence_states.get(subject)

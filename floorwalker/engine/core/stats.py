@@ -25,7 +25,8 @@ class EngineStats:
     events_by_type: dict[type, int] = field(default_factory=dict)
     """Accepted events by event class (the hot path counts by type, not by name)."""
     sightings: int = 0
-    """Shopper sightings taken by the engine's fast path (a plain int: cheapest to count)."""
+    """Sightings taken with no reorder window, shoppers' and staff bands' (a plain int:
+    cheapest to count; :meth:`accepted_by_type` folds them in)."""
     rejected: Counter[str] = field(default_factory=Counter)
     triggered: Counter[str] = field(default_factory=Counter)
     """rule -> candidates: firings of the rule (each may carry several actions)"""

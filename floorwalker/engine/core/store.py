@@ -95,19 +95,37 @@ class Store:
 
     def on_item(self, event: Event, now: float) -> str | None:
         """Take one event (already checked against the router's clock); None if accepted."""
-        self.changed = True
-        if type(event) is Sighting and self._lateness <= 0.0 and not event.is_staff:
+        if type(event) is Sighting and self._lateness <= 0.0:
             # The hot path (most traffic): straight to presence, nothing else.
-            _st, gw, ts, beacon, zone, rssi, subject, _staff, _dwell, _key = event
-            self._stats.sightings += 1
-            self.last_heard[gw] = ts
-            changes = self.observe(subject, zone, ts, rssi, beacon)
-            if changes:
-                self.on_changes(changes, ts)
+            _st, gw, ts, beacon, zone, rssi, subject, staff, _dwell, _key = event
+            if staff:
+                self.on_staff_sighting(gw, ts, beacon, zone, rssi, subject, now)
+            else:
+                self._stats.sightings += 1
+                self.last_heard[gw] = ts
+                changes = self.observe(subject, zone, ts, rssi, beacon)
+                if changes:
+                    self.on_changes(changes, ts)
             if not self.sweeping:
                 self._start_sweeping(ts)
             return None
+        self.changed = True
         return self._ingest_other(event, now)
+
+    def on_staff_sighting(
+        self, gw: str, ts: float, beacon: str, zone: str, rssi: int, band: str, now: float
+    ) -> None:
+        """A staff band's sighting with no reorder window (on_item's path and the router's).
+
+        What _ingest_other and _process do for it, without their general steps: a
+        sighting is never deduplicated (presence drops repeats) and a band's
+        movement decides nothing, so no moment is left to settle.
+        """
+        self._stats.sightings += 1  # also what tells take_changed the store changed
+        if now > self.clock:
+            self.clock = now
+        self.last_heard[gw] = ts
+        self.movement.staff_sighting(band, zone, ts, rssi, beacon)
 
     def on_changes(self, changes: tuple[Change, ...], ts: float) -> None:
         """What a shopper's sighting changed in presence (the router's path joins here)."""
