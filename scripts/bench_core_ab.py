@@ -126,13 +126,13 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     rates: dict[tuple[int, str], list[float]] = {(i, n): [] for i in (0, 1) for n in RULE_SETS}
-    n = len(trees[0]["events"])
+    n_events = len(trees[0]["events"])
     for r in range(args.rounds):
         for name in RULE_SETS:
             if args.chunk:
                 spent = run_chunked(trees, name, args.chunk)
                 for i in (0, 1):
-                    rates[(i, name)].append(n / spent[i])
+                    rates[(i, name)].append(n_events / spent[i])
                 continue
             for i in (0, 1) if r % 2 == 0 else (1, 0):
                 rates[(i, name)].append(run(trees[i], name))

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from floorwalker.devices.events import Event
+from floorwalker.devices.events import Event, Sighting
 from floorwalker.engine.core import snapshot as codec
 from floorwalker.engine.core.actions import Action, Alert, Decision
 from floorwalker.engine.core.engine import Engine
@@ -191,6 +191,32 @@ def test_a_sighting_the_router_takes_itself_still_marks_its_store_changed() -> N
     fresh = Engine(RuleSet(()), {SID: sc.registry})
     fresh.restore_store(eng.snapshot_store(SID))
     assert fresh.changed_stores() == []  # a restore is the saved state, not a change
+
+
+def test_a_staff_sighting_the_router_takes_itself_counts_and_marks_its_store_changed() -> None:
+    # The router hands a band's sighting to Store.on_staff_sighting: no flag, the count.
+    sc = StoreScenario(RuleSet(()), STORE)
+    eng = Engine(RuleSet(()), {SID: sc.registry})
+    by_item = Engine(RuleSet(()), {SID: sc.registry})  # the same events through on_item
+    for i in range(6):
+        event = sc.sighting(T0 + i, "band-07", "b-dairy", -60, staff=True)
+        eng.advance_to(T0 + i)
+        assert eng.ingest(event) is None
+        by_item.advance_to(T0 + i)
+        assert by_item.stores[SID].on_item(event, by_item.clock) is None
+    store = eng.stores[SID]
+    assert eng.changed_stores() == [SID] and eng.changed_stores() == []
+    eng.advance_to(T0 + 6)
+    eng.ingest(sc.sighting(T0 + 6, "band-07", "b-dairy", -60, staff=True))
+    assert not store.changed  # no flag was set: the count says it
+    assert eng.changed_stores() == [SID]
+    assert store.stats.accepted_by_type()[Sighting] == 7  # counted as accepted sightings
+    zone = sc.registry.beacons["b-dairy"]
+    assert store.state.staff.presence.current() == [("band-07", zone, T0)]
+    assert store.clock == T0 + 6 and store.last_heard[event.gateway] == T0 + 6
+    other = by_item.stores[SID]
+    assert other.state.staff.presence.current() == [("band-07", zone, T0)]
+    assert other.stats.accepted_by_type()[Sighting] == 6
 
 
 def test_a_restore_under_other_rules_rearms_dwells(catalog: RuleSet) -> None:
