@@ -29,16 +29,20 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 
 from floorwalker.errors import StateError
 
 
-@dataclass(frozen=True, slots=True)
-class CounterLimit:
-    """Increment ``key`` (expiring at ``expires_at``) only while it is below ``limit``."""
+class CounterLimit(NamedTuple):
+    """Increment ``key`` (expiring at ``expires_at``) only while it is below ``limit``.
+
+    This and :class:`Ticket` are named tuples, not frozen dataclasses: one is built
+    per candidate action, and a frozen dataclass sets each field through
+    ``object.__setattr__`` (a twelve-field ticket cost more than the guard check).
+    """
 
     key: str
     limit: int
@@ -61,8 +65,7 @@ class CouponRecord:
     """What a redemption costs (the offer's ``cost``): what it spends of a budget."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
+class Ticket(NamedTuple):
     """Everything one candidate action must pass; admitted all-or-nothing."""
 
     action_id: str

@@ -11,6 +11,9 @@ never paged; staff alerts fail open when the guard store is unreachable.
 
 from __future__ import annotations
 
+import functools
+import re
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +29,8 @@ from floorwalker.engine.core.staff import Floor
 from floorwalker.engine.core.state import StoreState
 from floorwalker.engine.core.verdicts import Verdicts, cap_counters, subject_of
 from floorwalker.rules.model import AlertSpec, NextNearest, Rule
+
+_NO_BANDS: frozenset[str] = frozenset()
 
 
 class Pager:
@@ -139,10 +144,11 @@ class Pager:
                 if rule == alert.rule and now - at < every
             )
             if every
-            else frozenset()
+            else _NO_BANDS
         )
-        busy = book.busy_bands(now, self.settings.busy_timeout_s)
-        return Floor(now=now, busy=busy, load=book.load(), capped=capped)
+        busy = book.busy_bands(now, self.settings.busy_timeout_s) if book.acked else _NO_BANDS
+        # The live load figures, not a copy: routing reads them and changes nothing.
+        return Floor(now, busy, book.held, capped)
 
     def on_unanswered(self, alert_id: str, due: float) -> None:
         """The chain ran out and nobody answered: the alert ends as unanswered."""
@@ -249,9 +255,36 @@ class _Blank(dict[str, Any]):
         return "{" + key + "}"
 
 
-def render(template: str, ctx: Context) -> str:
+@functools.lru_cache(maxsize=1024)
+def _named_fields(template: str) -> tuple[str, ...] | None:
+    """The context fields ``template`` names (None: hand format_map all of them).
+
+    Worked out once per template: building every field of the context for each
+    message was a tenth of the cost of raising an alert.
+    """
+    names: list[str] = []
     try:
-        return template.format_map(_Blank(ctx.fields()))
+        for _text, name, spec, _conv in string.Formatter().parse(template):
+            if name is None:
+                continue
+            if spec and "{" in spec:
+                return None  # a nested field in the format spec: the general path
+            names.append(re.split(r"[.\[]", name, maxsplit=1)[0])
+    except ValueError:
+        return None  # malformed: format_map refuses it the same way
+    slots = Context.__slots__
+    return tuple(n for n in dict.fromkeys(names) if n in slots)
+
+
+def render(template: str, ctx: Context) -> str:
+    names = _named_fields(template)
+    fields = (
+        ctx.fields()
+        if names is None
+        else {n: ("" if (v := getattr(ctx, n)) is None else v) for n in names}
+    )
+    try:
+        return template.format_map(_Blank(fields))
     except (ValueError, IndexError, AttributeError):
         return template
 

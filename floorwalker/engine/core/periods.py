@@ -20,7 +20,11 @@ from floorwalker.rules.model import Period
 
 
 def period_key(period: Period, ts: float, tz: ZoneInfo, visit_start: float | None) -> str:
-    local = datetime.fromtimestamp(ts, tz)
+    if period == "visit":
+        return f"v{visit_start if visit_start is not None else ts:.0f}"  # short: one per shopper
+    if period == "campaign":
+        return "campaign"
+    local = datetime.fromtimestamp(ts, tz)  # only the calendar periods need local time
     if period == "hour":
         return local.strftime("%Y-%m-%dT%H")
     if period == "day":
@@ -30,13 +34,15 @@ def period_key(period: Period, ts: float, tz: ZoneInfo, visit_start: float | Non
         return f"{year}-W{week:02d}"
     if period == "month":
         return local.strftime("%Y-%m")
-    if period == "visit":
-        return f"v{visit_start if visit_start is not None else ts:.0f}"  # short: one per shopper
     return "campaign"
 
 
 def period_end(period: Period, ts: float, tz: ZoneInfo, visit_gap_s: float) -> float | None:
     """Epoch time the period ends (the counter may expire then); None = never."""
+    if period == "visit":
+        return ts + visit_gap_s + 86400.0
+    if period not in _CACHED_PERIODS:
+        return None
     local = datetime.fromtimestamp(ts, tz)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "hour":
@@ -45,13 +51,9 @@ def period_end(period: Period, ts: float, tz: ZoneInfo, visit_gap_s: float) -> f
         end = _next_day(midnight)
     elif period == "week":
         end = _next_day(midnight + timedelta(days=6 - local.weekday()))
-    elif period == "month":
+    else:  # month
         first = midnight.replace(day=1)
         end = (first + timedelta(days=32)).replace(day=1)
-    elif period == "visit":
-        return ts + visit_gap_s + 86400.0
-    else:
-        return None
     return end.replace(tzinfo=tz).timestamp()
 
 

@@ -30,7 +30,11 @@ class Ports:
     on_decision: Callable[[Decision], None] | None = None
 
     def journal_save(self, alert: OpenAlert) -> None:
-        self._journal(lambda: self.journal.save(alert))
+        # Written out rather than through _journal: once per page, and a lambda per call.
+        try:
+            self.journal.save(alert)
+        except GuardStoreError:
+            self.stats.guard_errors += 1
 
     def journal_drop(self, store: str, alert_id: str) -> None:
         self._journal(lambda: self.journal.drop(store, alert_id))

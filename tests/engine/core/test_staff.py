@@ -6,6 +6,7 @@ order: a router that fell back on ids would fail these tests.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -197,3 +198,15 @@ def test_band_that_left_has_no_location() -> None:
     assert r.zone_of("band-9-in") is None
     assert r.ranked("Z")[0] == "band-8-adjacent"
     assert r.ranked("Z")[-2:] == ["band-3-unknown", "band-9-in"]
+
+
+def test_a_new_registry_reroutes_by_its_own_map_and_cadences() -> None:
+    r = roster()
+    assert r.ranked("Z") == EXPECTED  # the tiers of the first map, kept by the roster
+    moved = copy.deepcopy(LAYOUT)
+    moved["zones"]["F"]["adjacent"] = ["Z"]  # the island gets a door into Z
+    moved["staff"]["band-5-far"]["report_every"] = "10s"
+    r.registry = Registry.from_mapping(moved)
+    # Both bands on the island are now one hop away, as near as band-8: by id among them.
+    assert r.ranked("Z")[1:4] == ["band-4-island", "band-6-assigned", "band-8-adjacent"]
+    assert r.presence.hints == {"band-5-far": 10.0}
