@@ -163,6 +163,12 @@ class Presence:
 
 
 NO_CHANGES: tuple[Change, ...] = ()
+VISIT, ENTER, LEAVE = "visit", "enter", "leave"
+
+
+_new = tuple.__new__
+"""Changes are built by ``tuple.__new__`` straight: Change's own ``__new__`` is a Python
+call per change (20,000 of them in `bench core`'s 300,000 events)."""
 
 
 class PresenceTracker:
@@ -267,7 +273,7 @@ class PresenceTracker:
             (not hints and learnt is None) or away >= self._gap_factor * interval
         ):
             # Gone long enough to have left (no leave timer was needed to know).
-            left = Change("leave", subject, current, st.last_seen)
+            left = _new(Change, (LEAVE, subject, current, st.last_seen))
             st.zone = st.cand = None
             return (left, *self._candidate(st, subject, zone, ts, rssi, interval))
         if zone != current:
@@ -294,7 +300,7 @@ class PresenceTracker:
         st.last_zone = zone
         interval = self._interval(st, subject)
         return (
-            Change("visit", subject, zone, ts),
+            _new(Change, (VISIT, subject, zone, ts)),
             *self._candidate(st, subject, zone, ts, rssi, interval),
         )
 
@@ -334,11 +340,11 @@ class PresenceTracker:
         st.since = since = cand.first
         st.last_seen = ts
         st.cand = None
-        enter = Change("enter", subject, zone, since)
+        enter = _new(Change, (ENTER, subject, zone, since))
         if left is None:
             return (enter,)
         # Left the old zone when last seen there, or when first seen in the new one.
-        return (Change("leave", subject, left, min(left_seen, since)), enter)
+        return (_new(Change, (LEAVE, subject, left, min(left_seen, since))), enter)
 
     @staticmethod
     def _next_run(
