@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The core's hot loop of two trees in ONE process, their runs interleaved.
 
-usage: python scripts/bench_core_ab.py [--rounds N] [--chunk EVENTS] TREE_A TREE_B
+usage: python scripts/bench_core_ab.py [--rounds N] [--chunk EVENTS] [--rules DIR] [--catalog-only] TREE_A TREE_B
 
 `bench_core_loop.py` runs each tree in its own process, one after the other; on
 this VM the speed of a whole process drifts by +-20 % (a neighbour's load, the
@@ -47,8 +47,10 @@ def _swap_in(modules: dict[str, ModuleType]) -> None:
     sys.modules.update(modules)
 
 
-def load_tree(path: str) -> dict[str, Any]:
-    """Import a tree's floorwalker, build its workload; keep its modules apart."""
+def load_tree(path: str, rules_dir: str | None = None) -> dict[str, Any]:
+    """Import a tree's floorwalker, build its workload; keep its modules apart.
+
+    ``rules_dir`` (both trees the same rules) stands in for the tree's own catalog."""
     _swap_in({})
     sys.path.insert(0, path)
     # Imported here, after the path is set: each tree's own floorwalker.
@@ -62,7 +64,7 @@ def load_tree(path: str) -> dict[str, Any]:
     cfg = bc.BenchSettings(events=300_000, stores=12)
     chain = bc._Chain(cfg)
     _traffic, events, _ = bc._workload(cfg, chain)
-    catalog = load_rules(Path(path, "floorwalker/rules/catalog"))
+    catalog = load_rules(Path(rules_dir) if rules_dir else Path(path, "floorwalker/rules/catalog"))
     rules = {"no_rules": RuleSet(()), "catalog": catalog}
     sys.path.remove(path)
     modules = {n: m for n, m in sys.modules.items() if _ours(n)}
@@ -118,17 +120,24 @@ def main() -> None:
         default=0,
         help="take turns every CHUNK events within one run (0: whole runs alternate)",
     )
+    parser.add_argument(
+        "--rules",
+        help="a rule directory for both trees in place of their catalogs (e.g. one catalog "
+        "file and policy.yaml copied into a directory: which rule costs what)",
+    )
+    parser.add_argument("--catalog-only", action="store_true", help="skip the no-rules runs")
     parser.add_argument("tree_a")
     parser.add_argument("tree_b")
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
-    trees = [load_tree(args.tree_a), load_tree(args.tree_b)]
+    trees = [load_tree(args.tree_a, args.rules), load_tree(args.tree_b, args.rules)]
+    rule_sets = ("catalog",) if args.catalog_only else RULE_SETS
     gc.collect()
     gc.freeze()
-    rates: dict[tuple[int, str], list[float]] = {(i, n): [] for i in (0, 1) for n in RULE_SETS}
+    rates: dict[tuple[int, str], list[float]] = {(i, n): [] for i in (0, 1) for n in rule_sets}
     n_events = len(trees[0]["events"])
     for r in range(args.rounds):
-        for name in RULE_SETS:
+        for name in rule_sets:
             if args.chunk:
                 spent = run_chunked(trees, name, args.chunk)
                 for i in (0, 1):
@@ -136,9 +145,9 @@ def main() -> None:
                 continue
             for i in (0, 1) if r % 2 == 0 else (1, 0):
                 rates[(i, name)].append(run(trees[i], name))
-        paired = {n: round(rates[(1, n)][-1] / rates[(0, n)][-1], 3) for n in RULE_SETS}
+        paired = {n: round(rates[(1, n)][-1] / rates[(0, n)][-1], 3) for n in rule_sets}
         print(f"round {r + 1}: B/A {paired}", flush=True)
-    for name in RULE_SETS:
+    for name in rule_sets:
         a, b = rates[(0, name)], rates[(1, name)]
         ratios = sorted(y / x for x, y in zip(a, b, strict=True))
         print(
